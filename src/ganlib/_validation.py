@@ -1,0 +1,51 @@
+"""Argument checks shared across ganlib, with messages that name the argument,
+the rule and the value received."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["check_choice", "check_int", "check_positive_float"]
+
+
+def check_int(name: str, value: Any, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an integer (not a bool) of at least ``minimum``.
+
+    Raises:
+        TypeError: If ``value`` is not an integer.
+        ValueError: If ``value`` is below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float if it is a real number > 0 (or >= 0).
+
+    Raises:
+        TypeError: If ``value`` is not a real number.
+        ValueError: If ``value`` is negative (or zero when not allowed) or not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)  # type: ignore[arg-type]
+    rule = ">= 0" if allow_zero else "> 0"
+    if not (value >= 0.0 if allow_zero else value > 0.0) or value == float("inf"):
+        raise ValueError(f"`{name}` must be finite and {rule}, got {value}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``.
+
+    Raises:
+        ValueError: If it is not.
+    """
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}")
+    return str(value)
