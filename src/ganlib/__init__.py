@@ -1,8 +1,19 @@
 """ganlib: reusable PyTorch building blocks for training GANs."""
 
+from ._version import __version__
+from .callbacks import Callback
+from .checkpoint import CheckpointError
 from .init import dcgan_init_, init_weights_
 from .models import DCGAN
+from .trainer import Trainer, TrainerState
 
-__version__ = "0.1.0.dev0"
-
-__all__ = ["DCGAN", "__version__", "dcgan_init_", "init_weights_"]
+__all__ = [
+    "DCGAN",
+    "Callback",
+    "CheckpointError",
+    "Trainer",
+    "TrainerState",
+    "__version__",
+    "dcgan_init_",
+    "init_weights_",
+]

@@ -1,0 +1,186 @@
+"""Deterministic, resumable batches from a tensor, a Dataset or a DataLoader.
+
+The order of every epoch is a pure function of ``(seed, epoch)``, so training
+can resume at any batch of any epoch without replaying the batches before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+__all__ = ["Batch", "BatchSource", "epoch_seed", "split_batch"]
+
+# (images, labels or None), on the training device.
+Batch = tuple[Tensor, Tensor | None]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct 63-bit seed per (run seed, epoch)."""
+    return (seed * 1_000_003 + epoch * 7_919 + 1) % (2**63)
+
+
+def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
+    """Images and optional labels from a batch that is a tensor or an (images, labels) pair.
+
+    Raises:
+        TypeError: If the batch is neither.
+    """
+    if isinstance(batch, Tensor):
+        return batch, None
+    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], Tensor):
+        labels = batch[1] if len(batch) > 1 and isinstance(batch[1], Tensor) else None
+        return batch[0], labels
+    raise TypeError(
+        f"batches must be image tensors or (images, labels) pairs, got {type(batch).__name__}"
+    )
+
+
+class BatchSource:
+    """Serves the batches of each epoch in a reproducible order.
+
+    Args:
+        data: A tensor of images (N, C, H, W), a pair ``(images, labels)`` of
+            tensors, a map-style or iterable ``Dataset``, or a ``DataLoader``
+            (its dataset, batch size, sampler, collate function and workers are
+            kept; its shuffling is re-seeded per epoch).
+        batch_size: Batch size for tensors and datasets (a DataLoader keeps its own).
+        shuffle: Whether tensors and datasets are shuffled each epoch.
+        drop_last: Whether a last, smaller batch is dropped (tensors and datasets).
+        num_workers: Loader worker processes for datasets.
+        seed: The run's seed; each epoch's order derives from it.
+        device: Where batches are delivered.
+
+    Raises:
+        TypeError: For data of another kind.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        num_workers: int,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.seed = seed
+        self.device = device
+        self._tensors: tuple[Tensor, Tensor | None] | None = None
+        self._loader: DataLoader[Any] | None = None
+        self.shuffle = shuffle
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        if isinstance(data, Tensor) or (
+            isinstance(data, (tuple, list))
+            and len(data) == 2
+            and all(isinstance(t, Tensor) for t in data)
+        ):
+            self._tensors = split_batch(data)
+            self.dataset_size: int | None = len(self._tensors[0])
+        elif isinstance(data, DataLoader):
+            self._loader = data
+            self.batch_size = data.batch_size or 1
+            self.dataset_size = _length(data.dataset)
+        elif isinstance(data, Dataset):
+            self.dataset_size = _length(data)
+            self._loader = DataLoader(
+                data,
+                batch_size=batch_size,
+                # (an empty dataset cannot build a shuffler; the Trainer reports it as empty)
+                shuffle=shuffle and bool(self.dataset_size),
+                drop_last=drop_last,
+                num_workers=num_workers,
+                pin_memory=device.type == "cuda",
+            )
+        else:
+            raise TypeError(
+                "`data` must be a tensor of images, an (images, labels) pair of tensors, "
+                f"a Dataset or a DataLoader, got {type(data).__name__}"
+            )
+
+    @property
+    def iterable(self) -> bool:
+        """True for iterable-style datasets, whose order the source cannot control."""
+        return self._loader is not None and isinstance(self._loader.dataset, IterableDataset)
+
+    def __len__(self) -> int:
+        """Batches per epoch (raises ``TypeError`` for iterable datasets without a length)."""
+        if self._tensors is not None:
+            n, b = len(self._tensors[0]), self.batch_size
+            return n // b if self.drop_last else -(-n // b)
+        assert self._loader is not None
+        return len(self._loader)
+
+    def sample_item(self) -> Any:
+        """One raw item or batch, to check the data before training starts."""
+        if self._tensors is not None:
+            return self._tensors[0][:1]
+        assert self._loader is not None
+        if self.iterable:
+            return next(iter(self._loader))
+        return self._loader.dataset[0]
+
+    def _index_batches(self, epoch: int) -> list[Any]:
+        if self._tensors is not None:
+            n = len(self._tensors[0])
+            if self.shuffle:
+                rng = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+                order = torch.randperm(n, generator=rng)
+            else:
+                order = torch.arange(n)
+            batches = list(order.split(self.batch_size))
+            if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+                batches.pop()
+            return batches
+        # A DataLoader's sampler draws from the global RNG: fork it, seeded per epoch.
+        assert self._loader is not None and self._loader.batch_sampler is not None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(epoch_seed(self.seed, epoch))
+            return list(iter(self._loader.batch_sampler))
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The batches of ``epoch`` (0-based) from batch index ``start`` on, on the device."""
+        if self._tensors is not None:
+            images, labels = self._tensors
+            for index in self._index_batches(epoch)[start:]:
+                yield self._to_device(images[index], None if labels is None else labels[index])
+            return
+        assert self._loader is not None
+        if self.iterable:
+            for batch in islice(self._loader, start, None):
+                yield self._to_device(*split_batch(batch))
+            return
+        loader = self._loader
+        resumed = DataLoader(
+            loader.dataset,
+            batch_sampler=self._index_batches(epoch)[start:],
+            num_workers=loader.num_workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
+            worker_init_fn=loader.worker_init_fn,
+            # Worker seeds come from this generator, not the global RNG.
+            generator=torch.Generator().manual_seed(epoch_seed(self.seed, epoch) + 1),
+        )
+        for batch in resumed:
+            yield self._to_device(*split_batch(batch))
+
+    def _to_device(self, images: Tensor, labels: Tensor | None) -> Batch:
+        images = images.to(self.device, non_blocking=True)
+        if labels is not None:
+            labels = labels.to(self.device, non_blocking=True)
+        return images, labels
+
+
+def _length(dataset: Any) -> int | None:
+    try:
+        return len(dataset)
+    except TypeError:
+        return None

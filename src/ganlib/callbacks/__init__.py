@@ -1,0 +1,30 @@
+"""Callbacks: hooks into the Trainer, and the built-in ones.
+
+Callbacks run in the order given; checkpointing (:class:`ModelCheckpoint`)
+runs after all the others.
+"""
+
+from .base import Callback, CallbackList, Network
+from .checkpoint import ModelCheckpoint
+from .ema import EMA
+from .guard import NaNGuard, NonFiniteLossError
+from .logging import MetricsLogger, TensorBoardLogger
+from .plot import LossCurve
+from .progress import ProgressBar
+from .samples import SampleGrid, generate
+
+__all__ = [
+    "EMA",
+    "Callback",
+    "CallbackList",
+    "LossCurve",
+    "MetricsLogger",
+    "ModelCheckpoint",
+    "NaNGuard",
+    "Network",
+    "NonFiniteLossError",
+    "ProgressBar",
+    "SampleGrid",
+    "TensorBoardLogger",
+    "generate",
+]

@@ -1,0 +1,123 @@
+"""The Callback base class and the ordered list the Trainer runs.
+
+Guarantees (documented, tested):
+    - Callbacks run in the order given, except those marked ``runs_last``
+      (checkpointing), which run after all others, in their own given order.
+    - A callback stops training by setting ``trainer.should_stop = True``;
+      training ends after the current step and nothing resets the flag.
+    - Stateful callbacks return their state from ``state_dict()``; the trainer
+      stores it in checkpoints under the callback's ``state_key``, which must
+      be unique within one trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from torch.optim import Optimizer
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+__all__ = ["Callback", "CallbackList", "Network"]
+
+Network = Literal["generator", "discriminator"]
+
+
+class Callback:
+    """Base class for hooks into :class:`ganlib.Trainer`; override what you need.
+
+    Every hook receives the trainer, which holds the models, optimizers,
+    ``state`` (step, epoch, metrics) and ``should_stop``.
+
+    Attributes:
+        runs_last: Run after every callback without it (checkpointing does).
+    """
+
+    runs_last: bool = False
+
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's state in checkpoints; unique per trainer."""
+        return type(self).__qualname__
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first step (after a checkpoint, if any, was loaded)."""
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        """Before the first batch of an epoch (not when resuming mid-epoch)."""
+
+    def on_batch_start(self, trainer: Trainer, images: Any) -> None:
+        """Before each training step, with the real images of the batch."""
+
+    def on_before_optimizer_step(
+        self, trainer: Trainer, network: Network, optimizer: Optimizer
+    ) -> None:
+        """After ``network``'s backward pass (gradients unscaled), before its optimizer step."""
+
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        """After each training step, with the step's metrics."""
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        """After the last batch of an epoch; ``trainer.state.epoch`` counts it already."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """When training ends normally (epochs or steps done, or stopped by a callback)."""
+
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        """When training ends with an exception (Ctrl-C included), before it propagates."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to store in checkpoints (tensors and plain Python values only)."""
+        return {}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+class CallbackList:
+    """Callbacks in run order, with unique state keys.
+
+    Raises:
+        TypeError: If an entry is not a :class:`Callback`.
+        ValueError: If two callbacks share a ``state_key``.
+    """
+
+    def __init__(self, callbacks: Iterable[Callback]) -> None:
+        given = list(callbacks)
+        for index, callback in enumerate(given):
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    f"`callbacks[{index}]` must be a ganlib.callbacks.Callback, "
+                    f"got {type(callback).__name__}"
+                )
+        self.callbacks = [c for c in given if not c.runs_last] + [c for c in given if c.runs_last]
+        seen: dict[str, Callback] = {}
+        for callback in self.callbacks:
+            if callback.state_key in seen:
+                raise ValueError(
+                    f"two callbacks share the state_key {callback.state_key!r}; give each a "
+                    "distinct one so their checkpoint states do not collide"
+                )
+            seen[callback.state_key] = callback
+
+    def __iter__(self) -> Iterator[Callback]:
+        return iter(self.callbacks)
+
+    def __len__(self) -> int:
+        return len(self.callbacks)
+
+    def call(self, hook: str, *args: Any) -> None:
+        """Run ``hook`` on every callback, in order."""
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        return {c.state_key: c.state_dict() for c in self.callbacks}
+
+    def load_state_dict(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Restore each callback whose key is in ``states``; others keep their state."""
+        for callback in self.callbacks:
+            if callback.state_key in states:
+                callback.load_state_dict(states[callback.state_key])

@@ -1,0 +1,133 @@
+"""Periodic, atomic checkpoints that keep the last k, and save on Ctrl-C or a crash."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import override
+
+from .._validation import check_int
+from ..checkpoint import atomic_link
+from .base import Callback
+from .guard import NonFiniteLossError
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+__all__ = ["ModelCheckpoint"]
+
+
+class ModelCheckpoint(Callback):
+    """Writes ``step-NNNNNNN.ckpt`` files and keeps ``last.ckpt`` pointing at the newest.
+
+    Runs after every other callback, so it saves their latest state. Every
+    write is atomic: a crash never leaves a half-written checkpoint, and the
+    previous one survives. On an exception (Ctrl-C included) it saves once more,
+    unless the exception came from a half-done step (its state would not
+    resume exactly) or from :class:`~ganlib.callbacks.NaNGuard` (the weights are bad).
+
+    Args:
+        dirpath: Folder for the checkpoints.
+        every_n_steps: Save every this many steps (``None``: not by steps).
+        every_n_epochs: Save every this many epochs (``None``: not by epochs).
+        keep_last: How many step checkpoints to keep (``None``: all).
+        save_on_exception: Save when training ends with an exception.
+        save_on_fit_end: Save when training ends normally.
+    """
+
+    runs_last = True
+
+    def __init__(
+        self,
+        dirpath: str | os.PathLike[str],
+        *,
+        every_n_steps: int | None = None,
+        every_n_epochs: int | None = 1,
+        keep_last: int | None = 3,
+        save_on_exception: bool = True,
+        save_on_fit_end: bool = True,
+    ) -> None:
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = (
+            None if every_n_steps is None else check_int("every_n_steps", every_n_steps, 1)
+        )
+        self.every_n_epochs = (
+            None if every_n_epochs is None else check_int("every_n_epochs", every_n_epochs, 1)
+        )
+        self.keep_last = None if keep_last is None else check_int("keep_last", keep_last, 1)
+        self.save_on_exception = save_on_exception
+        self.save_on_fit_end = save_on_fit_end
+        self.saved: list[str] = []
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return f"ModelCheckpoint[{self.dirpath}]"
+
+    @property
+    def last_path(self) -> Path:
+        """``last.ckpt``: always the newest checkpoint."""
+        return self.dirpath / "last.ckpt"
+
+    def save(self, trainer: Trainer) -> Path:
+        """Save now, update ``last.ckpt`` and drop checkpoints beyond ``keep_last``."""
+        path = self.dirpath / f"step-{trainer.state.step:07d}.ckpt"
+        if str(path) not in self.saved:
+            self.saved.append(str(path))
+        stale = self.saved[: -self.keep_last] if self.keep_last else []
+        self.saved = self.saved[len(stale) :]
+        trainer.save_checkpoint(str(path))
+        atomic_link(path, self.last_path)
+        for old in stale:
+            Path(old).unlink(missing_ok=True)
+        return path
+
+    def _newest_is_current(self, trainer: Trainer) -> bool:
+        return bool(self.saved) and self.saved[-1].endswith(f"step-{trainer.state.step:07d}.ckpt")
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        if self.every_n_steps and trainer.state.step % self.every_n_steps == 0:
+            self.save(trainer)
+
+    @override
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.every_n_epochs and trainer.state.epoch % self.every_n_epochs == 0:
+            self.save(trainer)
+
+    @override
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.save_on_fit_end and not self._newest_is_current(trainer):
+            self.save(trainer)
+
+    @override
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        if not self.save_on_exception:
+            return
+        if self._newest_is_current(trainer):
+            print(f"ModelCheckpoint: {self.saved[-1]} holds the last step", file=sys.stderr)
+            return
+        if isinstance(exception, NonFiniteLossError):
+            reason = "the losses are not finite"
+        elif not trainer.at_step_boundary:
+            reason = "the exception came in the middle of a step"
+        else:
+            path = self.save(trainer)
+            print(f"ModelCheckpoint: saved {path} before stopping", file=sys.stderr)
+            return
+        newest = self.saved[-1] if self.saved else "none"
+        print(
+            f"ModelCheckpoint: not saving, {reason}; newest checkpoint: {newest}", file=sys.stderr
+        )
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"saved": list(self.saved)}
+
+    @override
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.saved = list(state_dict["saved"])

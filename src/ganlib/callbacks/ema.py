@@ -1,0 +1,81 @@
+"""Exponential moving average of the generator's weights."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from typing_extensions import override
+
+from .._validation import check_int
+from .base import Callback
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+__all__ = ["EMA"]
+
+
+class EMA(Callback):
+    """Keeps ``module``, an averaged copy of the generator: ``avg = decay * avg + (1 - decay) * w``.
+
+    Buffers (BatchNorm statistics) are copied from the live generator. The
+    average is stored in checkpoints, and :class:`~ganlib.callbacks.SampleGrid`
+    draws from it when present.
+
+    Args:
+        decay: Weight of the old average, in [0, 1).
+        start_step: Steps before averaging starts (the average tracks the weights until then).
+        every_n_steps: Update every this many steps.
+    """
+
+    def __init__(self, decay: float = 0.999, start_step: int = 0, every_n_steps: int = 1) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"`decay` must be in [0, 1), got {decay}")
+        self.decay = float(decay)
+        self.start_step = check_int("start_step", start_step, 0)
+        self.every_n_steps = check_int("every_n_steps", every_n_steps, 1)
+        self.module: nn.Module | None = None
+        self._pending: Mapping[str, Any] | None = None
+
+    @override
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.module is None:
+            self.module = copy.deepcopy(trainer.generator).eval().requires_grad_(False)
+        if self._pending is not None:
+            self.module.load_state_dict(self._pending)
+            self._pending = None
+
+    @torch.no_grad()
+    def update(self, generator: nn.Module, decay: float) -> None:
+        """Move the average toward ``generator``'s weights by ``1 - decay``; copy buffers."""
+        assert self.module is not None
+        averaged: list[torch.Tensor] = list(self.module.parameters())
+        live = [p.detach() for p in generator.parameters()]
+        torch._foreach_lerp_(averaged, live, 1.0 - decay)
+        for mine, theirs in zip(self.module.buffers(), generator.buffers(), strict=True):
+            mine.copy_(theirs)
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        step = trainer.state.step
+        if step % self.every_n_steps == 0:
+            self.update(trainer.generator, self.decay if step > self.start_step else 0.0)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        if self.module is None:
+            return {} if self._pending is None else {"module": dict(self._pending)}
+        return {"module": self.module.state_dict()}
+
+    @override
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        if "module" not in state_dict:
+            return
+        if self.module is None:
+            self._pending = state_dict["module"]
+        else:
+            self.module.load_state_dict(state_dict["module"])

@@ -1,0 +1,44 @@
+"""Stop on NaN or infinite losses, naming the step and the loss."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from typing_extensions import override
+
+from .base import Callback
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+__all__ = ["NaNGuard", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss or metric became NaN or infinite."""
+
+
+class NaNGuard(Callback):
+    """Raises :class:`NonFiniteLossError` at the first step whose metrics are not finite.
+
+    Checkpoints are not written for this error, so the last good one survives.
+
+    Args:
+        keys: The metrics to check; every metric when ``None``.
+    """
+
+    def __init__(self, keys: tuple[str, ...] | None = None) -> None:
+        self.keys = keys
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        for key in self.keys or tuple(metrics):
+            value = metrics[key]
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"{key} is {value} at step {trainer.state.step} "
+                    f"(epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch}); "
+                    "try a lower learning rate, precision='32', or another loss"
+                )

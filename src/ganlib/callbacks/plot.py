@@ -1,0 +1,99 @@
+"""A loss-curve image, drawn with matplotlib when it is installed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from typing_extensions import override
+
+from .base import Callback
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+__all__ = ["LossCurve"]
+
+_PANELS = (("loss_d", "loss_g"), ("d_real", "d_fake", "d_fake_after"))
+
+
+class LossCurve(Callback):
+    """Plots losses and D's scores against steps into a PNG after every epoch and at the end.
+
+    Needs matplotlib (``pip install ganlib[plots]``); without it, prints one
+    notice and keeps collecting, so nothing is lost if it is installed later.
+
+    Args:
+        path: The image file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.history: dict[str, list[float]] = {}
+        self._warned = False
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return f"LossCurve[{self.path}]"
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        self.history.setdefault("step", []).append(float(trainer.state.step))
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(value)
+
+    def draw(self) -> bool:
+        """Write the image; False (with a notice) when matplotlib is missing."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            if not self._warned:
+                print(
+                    f"LossCurve: matplotlib is not installed (pip install 'ganlib[plots]'); "
+                    f"{self.path} not drawn",
+                    file=sys.stderr,
+                )
+                self._warned = True
+            return False
+        steps = self.history.get("step", [])
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        for axis, keys in zip(axes, _PANELS, strict=True):
+            for key in keys:
+                if key in self.history:
+                    axis.plot(steps, self.history[key], label=key, linewidth=0.8)
+            axis.set_xlabel("step")
+            axis.legend()
+            axis.grid(alpha=0.3)
+        axes[0].set_title("losses")
+        axes[1].set_title("D's mean score: real, fake before >> after D's step")
+        fig.tight_layout()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.path, dpi=100)
+        plt.close(fig)
+        return True
+
+    @override
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self.draw()
+
+    @override
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.draw()
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            key: torch.tensor(values, dtype=torch.float64) for key, values in self.history.items()
+        }
+
+    @override
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.history = {key: values.tolist() for key, values in state_dict.items()}

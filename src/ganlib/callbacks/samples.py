@@ -1,0 +1,163 @@
+"""Image grids from fixed noise after each epoch, the first real batch, and an overview."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from torchvision.transforms.functional import pil_to_tensor
+from torchvision.utils import make_grid, save_image
+from typing_extensions import override
+
+from .._validation import check_int
+from .base import Callback
+from .ema import EMA
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..trainer import Trainer
+
+__all__ = ["SampleGrid", "generate"]
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, latents: Tensor, eval_mode: bool = False) -> Tensor:
+    """Images from ``latents``, without gradients; ``eval_mode`` uses BatchNorm's running stats.
+
+    The generator's train/eval mode is restored afterwards.
+    """
+    was_training = generator.training
+    generator.train(not eval_mode)
+    try:
+        return generator(latents).float()
+    finally:
+        generator.train(was_training)
+
+
+def save_grid(images: Tensor, path: Path, nrow: int) -> None:
+    """Save images in [-1, 1] as one grid PNG, ``nrow`` per row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images, path, nrow=nrow, normalize=True, value_range=(-1.0, 1.0), pad_value=1.0)
+
+
+def _read_png(path: Path) -> Tensor:
+    with Image.open(path) as image:
+        return pil_to_tensor(image.convert("RGB")).float() / 255.0
+
+
+class SampleGrid(Callback):
+    """Saves ``generated_epoch_{epoch:03d}.png`` after each epoch (epochs count from 1),
+    ``real_samples.png`` from the first real batch, and ``overview.png`` stacking all
+    epochs' grids (one row of grids per epoch, oldest on top) at the end.
+
+    The fixed noise is drawn once from the trainer's seed and kept in checkpoints,
+    so a resumed run keeps drawing the same latents.
+
+    Args:
+        out_dir: Folder for the images.
+        num_samples: Images per grid (the recipe: 50).
+        nrow: Images per row (the recipe: 10).
+        every_n_epochs: Epochs between grids.
+        save_real: Save the first real batch.
+        overview: Build the overview image at the end.
+        use_ema: Sample from the EMA generator: ``"auto"`` when an
+            :class:`~ganlib.callbacks.EMA` callback is present.
+        eval_mode: Sample with BatchNorm in eval mode (running statistics); the
+            recipe samples in train mode.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        num_samples: int = 50,
+        nrow: int = 10,
+        every_n_epochs: int = 1,
+        save_real: bool = True,
+        overview: bool = True,
+        use_ema: bool | Literal["auto"] = "auto",
+        eval_mode: bool = False,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.num_samples = check_int("num_samples", num_samples, 1)
+        self.nrow = check_int("nrow", nrow, 1)
+        self.every_n_epochs = check_int("every_n_epochs", every_n_epochs, 1)
+        self.save_real = save_real
+        self.overview = overview
+        self.use_ema = use_ema
+        self.eval_mode = eval_mode
+        self.noise: Tensor | None = None
+        self._real_saved = False
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return f"SampleGrid[{self.out_dir}]"
+
+    def _sampler(self, trainer: Trainer) -> tuple[nn.Module, bool]:
+        ema = trainer.callback(EMA)
+        if self.use_ema is True and ema is None:
+            raise ValueError("SampleGrid(use_ema=True) needs an EMA callback in the trainer")
+        if self.use_ema and isinstance(ema, EMA) and ema.module is not None:
+            return ema.module, True
+        return trainer.generator, self.eval_mode
+
+    def sample(self, trainer: Trainer) -> Tensor:
+        """The generator's images for the fixed noise."""
+        assert self.noise is not None
+        module, eval_mode = self._sampler(trainer)
+        return generate(module, self.noise.to(trainer.device), eval_mode)
+
+    @override
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.noise is None:
+            rng = torch.Generator(device=trainer.device).manual_seed(trainer.seed + 1)
+            self.noise = trainer._sample_noise(self.num_samples, trainer.device, rng).cpu()
+
+    @override
+    def on_batch_start(self, trainer: Trainer, images: Any) -> None:
+        if self.save_real and not self._real_saved:
+            save_grid(
+                images[: self.num_samples].float().cpu(),
+                self.out_dir / "real_samples.png",
+                self.nrow,
+            )
+            self._real_saved = True
+
+    def grid_path(self, epoch: int) -> Path:
+        return self.out_dir / f"generated_epoch_{epoch:03d}.png"
+
+    @override
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if trainer.state.epoch % self.every_n_epochs == 0:
+            save_grid(self.sample(trainer).cpu(), self.grid_path(trainer.state.epoch), self.nrow)
+
+    @override
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if not self.overview:
+            return
+        grids = sorted(self.out_dir.glob("generated_epoch_*.png"))
+        if grids:
+            images = [_read_png(p) for p in grids]
+            height = max(i.shape[1] for i in images)
+            width = max(i.shape[2] for i in images)
+            padded = [
+                nn.functional.pad(i, (0, width - i.shape[2], 0, height - i.shape[1]), value=1.0)
+                for i in images
+            ]
+            overview = make_grid(padded, nrow=1, padding=6, pad_value=0.5)
+            save_image(overview, self.out_dir / "overview.png")
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"noise": self.noise, "real_saved": self._real_saved}
+
+    @override
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.noise = state_dict["noise"]
+        self._real_saved = bool(state_dict["real_saved"])

@@ -1,0 +1,136 @@
+"""Checkpoint files: atomic writes, safe loads, and random-state capture.
+
+Writes go to a temporary file in the same folder, are flushed to disk, then
+renamed over the target, so a crash never leaves a half-written file under a
+checkpoint's name. Loads use ``torch.load(..., weights_only=True)``: opening a
+checkpoint never runs code from it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "FORMAT_KEY",
+    "CheckpointError",
+    "atomic_link",
+    "atomic_save",
+    "capture_rng_state",
+    "load_checkpoint",
+    "restore_rng_state",
+]
+
+FORMAT_KEY = "ganlib_checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, not ganlib's, or does not fit the models."""
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_link(source: Path, target: Path) -> None:
+    """Make ``target`` an up-to-date copy of ``source`` atomically (a hard link where possible)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # file systems without hard links
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not possible on every platform
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a ganlib checkpoint onto the CPU, without running code from the file.
+
+    Raises:
+        CheckpointError: If the file is missing, truncated or corrupt, or not a
+            ganlib checkpoint of a version this release reads.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} could not be read (truncated, corrupt, or not a "
+            f"PyTorch file): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    if not isinstance(payload, dict) or FORMAT_KEY not in payload:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a ganlib checkpoint (no {FORMAT_KEY!r} entry); "
+            "it may be a plain state_dict"
+        )
+    if payload[FORMAT_KEY] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {payload[FORMAT_KEY]!r}; "
+            f"this ganlib reads version {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The global random states: Python, torch CPU and every CUDA device."""
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`capture_rng_state` captured (CUDA only where present)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)

@@ -1,0 +1,200 @@
+"""Adversarial losses, in logit form.
+
+A loss is any object with ``discriminator_loss(real_logits, fake_logits)`` and
+``generator_loss(fake_logits)`` (the :class:`AdversarialLoss` protocol). Two
+optional methods refine it: ``score(logits)`` maps logits to what the trainer
+logs as ``d_real``/``d_fake`` (a probability for BCE-type losses, the raw score
+otherwise), and ``penalty(discriminator, real, fake, generator)`` adds a
+regulariser to the discriminator's loss (WGAN-GP's gradient penalty, R1).
+
+Example:
+    >>> from ganlib.losses import get_loss
+    >>> loss = get_loss("hinge", r1_gamma=10.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol, get_args, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._validation import check_choice, check_positive_float
+
+__all__ = [
+    "AdversarialLoss",
+    "BCELoss",
+    "HingeLoss",
+    "LSGANLoss",
+    "LossName",
+    "R1Penalty",
+    "WGANGPLoss",
+    "get_loss",
+    "penalty_of",
+    "score_of",
+]
+
+LossName = Literal["bce", "hinge", "wgan-gp", "lsgan"]
+
+
+@runtime_checkable
+class AdversarialLoss(Protocol):
+    """What the Trainer needs from a loss; ``score`` and ``penalty`` are optional."""
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor: ...
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor: ...
+
+
+class BCELoss:
+    """The recipe's loss: minimax BCE for D (real 1, fake 0, summed), non-saturating for G.
+
+    Computed on logits with ``softplus``: the same maths as Sigmoid + BCELoss,
+    numerically stable and safe under mixed precision.
+    """
+
+    name = "bce"
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        # BCE(sigmoid(r), 1) = softplus(-r); BCE(sigmoid(f), 0) = softplus(f).
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return F.softplus(-fake_logits).mean()
+
+    def score(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits)
+
+
+class HingeLoss:
+    """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN)."""
+
+    name = "hinge"
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
+
+
+class LSGANLoss:
+    """Least-squares GAN (Mao et al. 2017): targets 1 for real, 0 for fake."""
+
+    name = "lsgan"
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits**2).mean()
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return 0.5 * ((fake_logits - 1.0) ** 2).mean()
+
+
+def _input_gradients(discriminator: nn.Module, images: Tensor) -> Tensor:
+    """d D(x) / d x for each image, flattened to (B, C*H*W), with a graph for backprop."""
+    images = images.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator(images).sum(), images, create_graph=True)
+    return grad.flatten(1)
+
+
+class WGANGPLoss:
+    """Wasserstein loss with gradient penalty (Gulrajani et al. 2017), lambda = 10 by default."""
+
+    name = "wgan-gp"
+
+    def __init__(self, penalty_weight: float = 10.0) -> None:
+        self.penalty_weight = check_positive_float("penalty_weight", penalty_weight)
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return fake_logits.mean() - real_logits.mean()
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
+
+    def penalty(
+        self,
+        discriminator: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """lambda * E[(||grad D(x_hat)|| - 1)^2] on random interpolates of real and fake."""
+        alpha = torch.rand(
+            real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator
+        )
+        mixed = alpha * real.detach() + (1.0 - alpha) * fake.detach()
+        norms = _input_gradients(discriminator, mixed).norm(2, dim=1)
+        return self.penalty_weight * ((norms - 1.0) ** 2).mean()
+
+
+class R1Penalty:
+    """Wraps a loss and adds the R1 penalty (Mescheder et al. 2018): gamma/2 * E||grad D(real)||^2.
+
+    Args:
+        loss: The loss to regularise.
+        gamma: Penalty weight, > 0.
+    """
+
+    def __init__(self, loss: AdversarialLoss, gamma: float) -> None:
+        self.loss = loss
+        self.gamma = check_positive_float("r1_gamma", gamma)
+        self.name = f"{getattr(loss, 'name', type(loss).__name__)}+r1"
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return self.loss.discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return self.loss.generator_loss(fake_logits)
+
+    def score(self, logits: Tensor) -> Tensor:
+        return score_of(self.loss)(logits)
+
+    def penalty(
+        self,
+        discriminator: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        r1 = 0.5 * self.gamma * _input_gradients(discriminator, real).pow(2).sum(1).mean()
+        inner = penalty_of(self.loss)
+        return r1 if inner is None else r1 + inner(discriminator, real, fake, generator)
+
+
+_LOSSES: dict[str, Callable[[], AdversarialLoss]] = {
+    "bce": BCELoss,
+    "hinge": HingeLoss,
+    "wgan-gp": WGANGPLoss,
+    "lsgan": LSGANLoss,
+}
+
+
+def get_loss(name: LossName, *, r1_gamma: float | None = None) -> AdversarialLoss:
+    """Build a loss by name, optionally with an R1 penalty.
+
+    Args:
+        name: ``"bce"``, ``"hinge"``, ``"wgan-gp"`` or ``"lsgan"``.
+        r1_gamma: Weight of an R1 penalty on real images; none when ``None``.
+
+    Raises:
+        ValueError: For an unknown name or a non-positive ``r1_gamma``.
+    """
+    check_choice("loss", name, get_args(LossName))
+    loss = _LOSSES[name]()
+    return loss if r1_gamma is None else R1Penalty(loss, r1_gamma)
+
+
+def score_of(loss: AdversarialLoss) -> Callable[[Tensor], Tensor]:
+    """The loss's ``score`` method, or the identity when it has none."""
+    score = getattr(loss, "score", None)
+    return score if callable(score) else (lambda logits: logits)
+
+
+def penalty_of(
+    loss: AdversarialLoss,
+) -> Callable[[nn.Module, Tensor, Tensor, torch.Generator | None], Tensor] | None:
+    """The loss's ``penalty`` method, or ``None`` when it has none."""
+    penalty = getattr(loss, "penalty", None)
+    return penalty if callable(penalty) else None

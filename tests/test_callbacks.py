@@ -1,0 +1,202 @@
+"""The built-in callbacks: files they write, their maths and their fallbacks."""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import io
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from ganlib import DCGAN, Trainer
+from ganlib.callbacks import (
+    EMA,
+    Callback,
+    LossCurve,
+    MetricsLogger,
+    ModelCheckpoint,
+    NaNGuard,
+    NonFiniteLossError,
+    ProgressBar,
+    SampleGrid,
+    TensorBoardLogger,
+)
+from ganlib.losses import BCELoss
+
+
+def read_image(path: str) -> tuple[int, int, int]:
+    """(channels, height, width) of a PNG."""
+    with Image.open(path) as image:
+        return (len(image.getbands()), image.height, image.width)
+
+
+def tiny_trainer(callbacks, **kwargs) -> Trainer:
+    gan = DCGAN(12, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
+    kwargs.setdefault("max_epochs", 2)
+    return Trainer(gan, seed=0, device="cpu", progress=False, callbacks=callbacks, **kwargs)
+
+
+def data(n: int = 16) -> torch.Tensor:
+    return torch.rand(n, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def test_sample_grid_writes_the_recipe_files(tmp_path):
+    tiny_trainer([SampleGrid(tmp_path, num_samples=6, nrow=3)]).fit(data(), batch_size=8)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "generated_epoch_001.png",
+        "generated_epoch_002.png",
+        "overview.png",
+        "real_samples.png",
+    ]
+    grid = read_image(str(tmp_path / "generated_epoch_001.png"))
+    # 3 per row, 2 rows of 12-pixel images with 2-pixel padding.
+    assert grid[1:] == (2 + 2 * 14, 2 + 3 * 14)
+    overview = read_image(str(tmp_path / "overview.png"))
+    assert overview[1] > 2 * grid[1]  # both epochs stacked
+    with Image.open(tmp_path / "generated_epoch_001.png") as image:
+        assert len(image.getcolors(maxcolors=100_000)) > 10  # a picture, not a blank
+
+
+def test_sample_grid_noise_is_fixed_and_uses_ema(tmp_path):
+    grid = SampleGrid(tmp_path, num_samples=4)
+    ema = EMA(decay=0.5)
+    t = tiny_trainer([ema, grid], max_epochs=1)
+    t.fit(data(), batch_size=8)
+    noise = grid.noise.clone()
+    assert grid._sampler(t)[0] is ema.module
+    t.max_epochs = 2
+    t.fit(data(), batch_size=8)
+    assert torch.equal(grid.noise, noise)
+
+
+def test_sample_grid_use_ema_true_needs_ema(tmp_path):
+    with pytest.raises(ValueError, match=r"SampleGrid\(use_ema=True\) needs an EMA callback"):
+        tiny_trainer([SampleGrid(tmp_path, use_ema=True)]).fit(data(), batch_size=8)
+
+
+def test_ema_is_the_exponential_average():
+    ema = EMA(decay=0.75)
+    weights: list[torch.Tensor] = []
+
+    class Track(Callback):  # records the live weight before training and after every step
+        def on_fit_start(self, trainer):
+            weights.append(trainer.generator.net[0].weight.detach().clone())
+
+        def on_batch_end(self, trainer, metrics):
+            weights.append(trainer.generator.net[0].weight.detach().clone())
+
+    t = tiny_trainer([Track(), ema], max_epochs=None, max_steps=3)
+    t.fit(data(), batch_size=8)
+    expected = weights[0]
+    for w in weights[1:]:
+        expected = 0.75 * expected + 0.25 * w
+    assert torch.allclose(ema.module.net[0].weight, expected, atol=1e-7)
+    assert not ema.module.training
+    assert all(not p.requires_grad for p in ema.module.parameters())
+
+
+def test_ema_rejects_bad_decay():
+    with pytest.raises(ValueError, match=r"`decay` must be in \[0, 1\), got 1.0"):
+        EMA(decay=1.0)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_metrics_logger_writes_every_step(tmp_path, suffix):
+    path = tmp_path / f"log.{suffix}"
+    tiny_trainer([MetricsLogger(path)]).fit(data(), batch_size=8)
+    text = path.read_text()
+    if suffix == "csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+    else:
+        rows = [json.loads(line) for line in text.splitlines()]
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert set(rows[0]) == {"step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "d_fake_after"}
+
+
+def test_nan_guard_names_the_step_and_the_loss(tmp_path):
+    class GoesNaN(BCELoss):
+        calls = 0
+
+        def generator_loss(self, fake_logits):
+            GoesNaN.calls += 1
+            loss = super().generator_loss(fake_logits)
+            return loss * float("nan") if GoesNaN.calls == 3 else loss
+
+    checkpoints = ModelCheckpoint(tmp_path, every_n_steps=1)
+    t = tiny_trainer([NaNGuard(), checkpoints], loss=GoesNaN())
+    with pytest.raises(NonFiniteLossError, match=r"loss_g is nan at step 3 \(epoch 2, batch 1\)"):
+        t.fit(data(), batch_size=8)
+    assert checkpoints.saved[-1].endswith("step-0000002.ckpt")  # the bad step was not saved
+
+
+def test_model_checkpoint_keeps_the_last_k(tmp_path):
+    callback = ModelCheckpoint(tmp_path, every_n_steps=1, every_n_epochs=None, keep_last=2)
+    tiny_trainer([callback]).fit(data(), batch_size=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last.ckpt",
+        "step-0000007.ckpt",
+        "step-0000008.ckpt",
+    ]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["state"]["step"] == 8
+
+
+def test_model_checkpoint_every_epoch_by_default(tmp_path):
+    tiny_trainer([ModelCheckpoint(tmp_path, keep_last=None)]).fit(data(), batch_size=8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last.ckpt",
+        "step-0000002.ckpt",
+        "step-0000004.ckpt",
+    ]
+
+
+def test_loss_curve_draws_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    tiny_trainer([LossCurve(tmp_path / "loss.png")]).fit(data(), batch_size=8)
+    _, height, width = read_image(str(tmp_path / "loss.png"))
+    assert height > 100 and width > 100
+
+
+def _hide(monkeypatch, module: str) -> None:
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == module or name.startswith(module + "."):
+            raise ImportError(f"No module named {module!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+def test_loss_curve_without_matplotlib_gives_a_notice(tmp_path, monkeypatch, capsys):
+    _hide(monkeypatch, "matplotlib")
+    curve = LossCurve(tmp_path / "loss.png")
+    tiny_trainer([curve]).fit(data(), batch_size=8)
+    assert not (tmp_path / "loss.png").exists()
+    assert capsys.readouterr().err.count("matplotlib is not installed") == 1
+    assert len(curve.history["loss_d"]) == 4  # still collected
+
+
+def test_tensorboard_logger_without_tensorboard_gives_a_notice(tmp_path, monkeypatch, capsys):
+    _hide(monkeypatch, "torch.utils.tensorboard")
+    tiny_trainer([TensorBoardLogger(tmp_path)]).fit(data(), batch_size=8)
+    assert "tensorboard is not installed" in capsys.readouterr().err
+
+
+def test_progress_lines_in_the_recipe_format():
+    stream = io.StringIO()
+    tiny_trainer([ProgressBar(every_n_steps=2, use_tqdm=False, stream=stream)]).fit(
+        data(), batch_size=8
+    )
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("epoch 1/2  batch 2/2  step 2  loss_d ")
+    assert "D(x) " in lines[0] and ">>" in lines[0]
+
+
+def test_progress_bar_is_added_by_default():
+    t = Trainer(DCGAN(12, 1, 8, 4), device="cpu")
+    assert isinstance(next(iter(t.callbacks)), ProgressBar)
