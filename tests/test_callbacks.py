@@ -200,3 +200,16 @@ def test_progress_lines_in_the_recipe_format():
 def test_progress_bar_is_added_by_default():
     t = Trainer(DCGAN(12, 1, 8, 4), device="cpu")
     assert isinstance(next(iter(t.callbacks)), ProgressBar)
+
+
+def test_model_checkpoint_skips_a_half_done_step(tmp_path, capsys):
+    class Boom(Callback):
+        def on_batch_end(self, trainer, metrics):
+            if trainer.state.step == 3:
+                raise RuntimeError("boom")
+
+    checkpoints = ModelCheckpoint(tmp_path, every_n_steps=1)
+    with pytest.raises(RuntimeError, match="boom"):
+        tiny_trainer([Boom(), checkpoints]).fit(data(), batch_size=8)
+    assert checkpoints.saved[-1].endswith("step-0000002.ckpt")
+    assert "in the middle of a step or its hooks" in capsys.readouterr().err

@@ -244,6 +244,7 @@ class Trainer:
             self.load_checkpoint(ckpt_path)
         source.seed = self.seed  # a loaded checkpoint brings its own seed
         self.num_batches = None if source.iterable else len(source)
+        self._in_step = False
         with self._deferred_ctrl_c():
             try:
                 self.callbacks.call("on_fit_start", self)
@@ -268,23 +269,30 @@ class Trainer:
         if state.batch_in_epoch == 0:
             self.callbacks.call("on_epoch_start", self)
         for images, _labels in source.epoch(state.epoch, start=state.batch_in_epoch):
-            self.callbacks.call("on_batch_start", self, images)
+            # A step spans its hooks: until on_batch_end is through, its state is half-made.
             self._in_step = True
+            self.callbacks.call("on_batch_start", self, images)
             metrics = self._train_step(images)
             state.step += 1
             state.batch_in_epoch += 1
             state.metrics = metrics
-            self._in_step = False
             self.callbacks.call("on_batch_end", self, metrics)
-            if self._interrupt_requested:
-                raise KeyboardInterrupt(f"training interrupted by Ctrl-C after step {state.step}")
+            self._in_step = False
+            self._raise_if_interrupted()
             if self._done():
                 if self.num_batches is None or state.batch_in_epoch < self.num_batches:
                     return
                 break
+        self._in_step = True
         state.epoch += 1
         state.batch_in_epoch = 0
         self.callbacks.call("on_epoch_end", self)
+        self._in_step = False
+        self._raise_if_interrupted()
+
+    def _raise_if_interrupted(self) -> None:
+        if self._interrupt_requested:
+            raise KeyboardInterrupt(f"training interrupted by Ctrl-C after step {self.state.step}")
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self._autocast_dtype is None:
@@ -387,19 +395,21 @@ class Trainer:
 
     @property
     def at_step_boundary(self) -> bool:
-        """False while a training step is half done (its state is then not saveable exactly)."""
+        """False while a step or an epoch end is half done, its hooks included (its state
+        would then not resume exactly)."""
         return not self._in_step
 
     @contextlib.contextmanager
     def _deferred_ctrl_c(self) -> Iterator[None]:
-        """First Ctrl-C: finish the current step, then stop through ``on_exception``."""
+        """First Ctrl-C: finish the current step (or epoch end), then stop through
+        ``on_exception``; a second one aborts at once."""
         self._interrupt_requested = False
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum: int, frame: Any) -> None:
-            if self._interrupt_requested or not self._in_step:
+            if self._interrupt_requested:
                 raise KeyboardInterrupt
             self._interrupt_requested = True
             print(

@@ -27,8 +27,8 @@ class ModelCheckpoint(Callback):
     Runs after every other callback, so it saves their latest state. Every
     write is atomic: a crash never leaves a half-written checkpoint, and the
     previous one survives. On an exception (Ctrl-C included) it saves once more,
-    unless the exception came from a half-done step (its state would not
-    resume exactly) or from :class:`~ganlib.callbacks.NaNGuard` (the weights are bad).
+    unless the exception came from a half-done step or its hooks (its state would
+    not resume exactly) or from :class:`~ganlib.callbacks.NaNGuard` (the weights are bad).
 
     Args:
         dirpath: Folder for the checkpoints.
@@ -114,7 +114,7 @@ class ModelCheckpoint(Callback):
         if isinstance(exception, NonFiniteLossError):
             reason = "the losses are not finite"
         elif not trainer.at_step_boundary:
-            reason = "the exception came in the middle of a step"
+            reason = "the exception came in the middle of a step or its hooks"
         else:
             path = self.save(trainer)
             print(f"ModelCheckpoint: saved {path} before stopping", file=sys.stderr)

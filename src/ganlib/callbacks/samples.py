@@ -52,8 +52,9 @@ def _read_png(path: Path) -> Tensor:
 
 class SampleGrid(Callback):
     """Saves ``generated_epoch_{epoch:03d}.png`` after each epoch (epochs count from 1),
-    ``real_samples.png`` from the first real batch, and ``overview.png`` stacking all
-    epochs' grids (one row of grids per epoch, oldest on top) at the end.
+    ``real_samples.png`` from the first real batch, and at the end
+    ``generated_step_{step:07d}.png`` if training stopped mid-epoch, then
+    ``overview.png`` stacking all those grids (oldest on top).
 
     The fixed noise is drawn once from the trainer's seed and kept in checkpoints,
     so a resumed run keeps drawing the same latents.
@@ -139,9 +140,12 @@ class SampleGrid(Callback):
 
     @override
     def on_fit_end(self, trainer: Trainer) -> None:
+        if trainer.state.batch_in_epoch > 0:  # stopped mid-epoch: show where it got to
+            path = self.out_dir / f"generated_step_{trainer.state.step:07d}.png"
+            save_grid(self.sample(trainer).cpu(), path, self.nrow)
         if not self.overview:
             return
-        grids = sorted(self.out_dir.glob("generated_epoch_*.png"))
+        grids = sorted(self.out_dir.glob("generated_*.png"))
         if grids:
             images = [_read_png(p) for p in grids]
             height = max(i.shape[1] for i in images)

@@ -1,0 +1,160 @@
+"""The MNIST example as a user runs it: a subprocess, its files, its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+from ganlib.data import DataNotFoundError, fake_mnist, load_mnist
+
+EXAMPLE = REPO_ROOT / "examples" / "mnist.py"
+
+
+def run_example(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_tiny_run_writes_every_output(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    result = run_example(
+        "--data-dir",
+        str(mnist_root),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--width",
+        "4",
+        "--latent-dim",
+        "8",
+        "--batch-size",
+        "50",
+        "--max-steps",
+        "3",
+        "--ema",
+        "--no-download",
+    )
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "real_samples.png",
+        "generated_step_0000003.png",
+        "overview.png",
+        "metrics.csv",
+        "loss_curve.png",
+        "checkpoints",
+        "summary.json",
+    } <= names
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3
+    assert set(summary["final_metrics"]) == {"loss_d", "loss_g", "d_real", "d_fake", "d_fake_after"}
+    assert (out / "checkpoints" / "last.ckpt").exists()
+    assert "done: 3 steps" in result.stdout
+
+
+def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
+    fake_mnist(tmp_path / "data", count=100)
+    out = tmp_path / "run"
+    result = run_example(
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--width",
+        "2",
+        "--latent-dim",
+        "4",
+        "--epochs",
+        "2",
+        "--no-download",
+        "--device",
+        "cpu",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "generated_epoch_001.png").exists() and (out / "generated_epoch_002.png").exists()
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--loss", "wgan"],
+            "error: `loss` must be one of ['bce', 'hinge', 'wgan-gp', 'lsgan'], got 'wgan'",
+        ),
+        (["--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+        (["--device", "tpu"], "error: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    ],
+)
+def test_bad_arguments_give_one_clear_line(args, message, tmp_path):
+    result = run_example("--data-dir", str(tmp_path), "--no-download", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cuda_without_cuda_gives_one_clear_line(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_example("--device", "cuda", "--data-dir", str(tmp_path), "--no-download")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: `device` is 'cuda' but CUDA is not available" in result.stderr
+
+
+def test_missing_data_says_where_to_put_it(tmp_path):
+    result = run_example("--data-dir", str(tmp_path), "--no-download", "--device", "cpu")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        f"Put t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (uncompressed) in "
+        f"{tmp_path / 'MNIST' / 'raw'}" in result.stderr
+    )
+
+
+def test_failed_download_says_where_to_put_the_files(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    def offline(self):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"MNIST train split not found under .* and the "
+        r"download failed .*no network.* Put "
+        r"train-images-idx3-ubyte",
+    ):
+        load_mnist(tmp_path, "train", download=True)
+
+
+def test_load_mnist_matches_torchvision_transforms(mnist_root):
+    from torchvision import transforms
+    from torchvision.datasets import MNIST
+
+    images, labels = load_mnist(mnist_root, "test", download=False)
+    assert images.shape == (10_000, 1, 28, 28) and labels.shape == (10_000,)
+    reference = MNIST(
+        str(mnist_root),
+        train=False,
+        download=False,
+        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]),
+    )
+    for index in (0, 1234, 9999):
+        image, label = reference[index]
+        assert torch.equal(images[index], image) and labels[index] == label
+
+
+def test_stand_in_mnist_reads_back(tmp_path):
+    raw = fake_mnist(tmp_path, count=12)
+    assert raw == Path(tmp_path) / "MNIST" / "raw"
+    images, labels = load_mnist(tmp_path, "train", download=False)
+    assert images.shape == (12, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+    assert labels.max() < 10
