@@ -76,6 +76,9 @@ class Recorder(Callback):
     def on_exception(self, trainer, exception):
         self.log.append((self.name, "exception", type(exception).__name__))
 
+    def on_teardown(self, trainer):
+        self.log.append((self.name, "teardown"))
+
 
 @pytest.mark.parametrize("loss", ["bce", "hinge", "wgan-gp", "lsgan"])
 def test_every_loss_trains(loss):
@@ -134,6 +137,7 @@ def test_hooks_fire_in_order_and_callbacks_in_list_order():
         ("batch_end", 2),
         ("epoch_end", 1),
         ("fit_end",),
+        ("teardown",),
     ]
     # Each hook runs a then b.
     assert [entry[0] for entry in log] == ["a", "b"] * (len(log) // 2)
@@ -406,4 +410,4 @@ def test_exceptions_reach_callbacks_and_propagate():
 
     with pytest.raises(RuntimeError, match="boom"):
         trainer(callbacks=[Recorder("a", log), Boom()]).fit(images(), batch_size=8)
-    assert log[-1] == ("a", "exception", "RuntimeError")
+    assert log[-2:] == [("a", "exception", "RuntimeError"), ("a", "teardown")]

@@ -252,8 +252,10 @@ class Trainer:
                     self._run_epoch(source)
             except BaseException as exc:
                 self.callbacks.call("on_exception", self, exc)
+                self.callbacks.call("on_teardown", self)
                 raise
         self.callbacks.call("on_fit_end", self)
+        self.callbacks.call("on_teardown", self)
         return self.state
 
     def _done(self) -> bool:

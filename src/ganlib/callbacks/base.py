@@ -68,6 +68,9 @@ class Callback:
     def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
         """When training ends with an exception (Ctrl-C included), before it propagates."""
 
+    def on_teardown(self, trainer: Trainer) -> None:
+        """Last of all, however training ended: release files, bars and writers here."""
+
     def state_dict(self) -> dict[str, Any]:
         """State to store in checkpoints (tensors and plain Python values only)."""
         return {}

@@ -83,18 +83,11 @@ class MetricsLogger(Callback):
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         self._write({"step": trainer.state.step, "epoch": trainer.state.epoch, **metrics})
 
-    def _close(self) -> None:
+    @override
+    def on_teardown(self, trainer: Trainer) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-    @override
-    def on_fit_end(self, trainer: Trainer) -> None:
-        self._close()
-
-    @override
-    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
-        self._close()
 
 
 class TensorBoardLogger(Callback):
@@ -131,10 +124,7 @@ class TensorBoardLogger(Callback):
                 self._writer.add_scalar(key, value, trainer.state.step)
 
     @override
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_teardown(self, trainer: Trainer) -> None:
         if self._writer is not None:
             self._writer.close()
-
-    @override
-    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
-        self.on_fit_end(trainer)
+            self._writer = None

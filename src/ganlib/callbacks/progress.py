@@ -100,15 +100,8 @@ class ProgressBar(Callback):
                 flush=True,
             )
 
-    def _close(self) -> None:
+    @override
+    def on_teardown(self, trainer: Trainer) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-    @override
-    def on_fit_end(self, trainer: Trainer) -> None:
-        self._close()
-
-    @override
-    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
-        self._close()
