@@ -301,9 +301,10 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self._autocast_dtype)
 
-    def sample_noise(self, n: int) -> Tensor:
-        """Latents for ``n`` images from the trainer's own seeded random stream."""
-        return self._sample_noise(n, self.device, self.noise_rng)
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Latents for ``n`` images on the trainer's device, drawn from ``generator`` or,
+        by default, the trainer's own seeded random stream."""
+        return self._sample_noise(n, self.device, generator or self.noise_rng)
 
     def _optimizer_step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
         optimizer.zero_grad(set_to_none=True)

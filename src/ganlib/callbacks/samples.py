@@ -118,7 +118,7 @@ class SampleGrid(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         if self.noise is None:
             rng = torch.Generator(device=trainer.device).manual_seed(trainer.seed + 1)
-            self.noise = trainer._sample_noise(self.num_samples, trainer.device, rng).cpu()
+            self.noise = trainer.sample_noise(self.num_samples, rng).cpu()
 
     @override
     def on_batch_start(self, trainer: Trainer, images: Any) -> None:
