@@ -1,0 +1,22 @@
+"""Sample-quality metrics: Fréchet and kernel distances for any feature extractor,
+offline MNIST scores with a shipped classifier, and Inception features from weights you supply."""
+
+from .distances import FeatureStats, frechet_distance, kernel_distance
+from .features import embed, sample_images
+from .inception import InceptionFeatures
+from .mnist import MNISTEvaluator, MNISTScores, class_scores
+from .mnist_classifier import MNISTClassifier, load_mnist_classifier
+
+__all__ = [
+    "FeatureStats",
+    "InceptionFeatures",
+    "MNISTClassifier",
+    "MNISTEvaluator",
+    "MNISTScores",
+    "class_scores",
+    "embed",
+    "frechet_distance",
+    "kernel_distance",
+    "load_mnist_classifier",
+    "sample_images",
+]

@@ -1,0 +1,145 @@
+"""MNIST sample quality measured offline with ganlib's shipped classifier."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .._validation import check_int
+from .distances import FeatureStats, frechet_distance
+from .features import NoiseFn, embed, sample_images
+from .mnist_classifier import MNISTClassifier, load_mnist_classifier
+
+__all__ = ["MNISTEvaluator", "MNISTScores", "class_scores"]
+
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class MNISTScores:
+    """Quality of a set of MNIST-like images, as the shipped classifier sees them.
+
+    Attributes:
+        fd: Fréchet distance to the reference set (the test split) in the
+            classifier's 128-d feature space; read it against the real-data
+            floor (:meth:`MNISTEvaluator.floor`).
+        classes_covered: Digits that get at least a quarter of a uniform share
+            (2.5%) of the predictions, of 10.
+        kl_to_uniform: KL(predicted class histogram || uniform), in nats; 0
+            when every digit is equally frequent.
+        mean_confidence: Mean top softmax probability: low for unreadable digits.
+        classifier_score: ``exp(E_x KL(p(y|x) || p(y)))``, the "inception
+            score" with this classifier, between 1 and 10.
+        num_samples: Images scored.
+    """
+
+    fd: float
+    classes_covered: int
+    kl_to_uniform: float
+    mean_confidence: float
+    classifier_score: float
+    num_samples: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def class_scores(logits: Tensor, min_share: float = 0.25) -> dict[str, float | int]:
+    """Class coverage, KL to uniform, confidence and classifier score from (N, K) logits.
+
+    Args:
+        logits: Classifier outputs.
+        min_share: A class is covered when its share of predictions is at
+            least ``min_share / K``.
+    """
+    probs = logits.double().softmax(1)
+    num_classes = probs.shape[1]
+    histogram = torch.bincount(probs.argmax(1), minlength=num_classes).double() / len(probs)
+    present = histogram > 0
+    kl_uniform = (histogram[present] * (histogram[present] * num_classes).log()).sum()
+    marginal = probs.mean(0)
+    per_image_kl = (probs * (probs.clamp_min(1e-12).log() - marginal.log())).sum(1)
+    return {
+        "classes_covered": int((histogram >= min_share / num_classes).sum()),
+        "kl_to_uniform": float(kl_uniform),
+        "mean_confidence": float(probs.max(1).values.mean()),
+        "classifier_score": math.exp(float(per_image_kl.mean())),
+    }
+
+
+class MNISTEvaluator:
+    """Scores MNIST-like images against a reference set (normally the 10k test split).
+
+    Example::
+
+        test_images, _ = load_mnist(root, "test")
+        evaluator = MNISTEvaluator(test_images)
+        scores = evaluator.score_generator(gan.generator, 10_000, gan.latent_dim)
+
+    Args:
+        reference: (N, 1, 28, 28) real images in [-1, 1].
+        classifier: The feature extractor and classifier; the shipped one when ``None``.
+        device: Where the classifier runs.
+        batch_size: Images per classifier call.
+    """
+
+    def __init__(
+        self,
+        reference: Tensor,
+        classifier: MNISTClassifier | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        batch_size: int = 500,
+    ) -> None:
+        self.classifier = classifier if classifier is not None else load_mnist_classifier()
+        self.classifier = self.classifier.eval().requires_grad_(False).to(device)
+        self.device = torch.device(device)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.reference = FeatureStats.of(self._features(reference))
+
+    def _features(self, images: Tensor | Iterable[Tensor]) -> Tensor:
+        return embed(self.classifier.embed, images, batch_size=self.batch_size, device=self.device)
+
+    @torch.no_grad()
+    def score(self, images: Tensor | Iterable[Tensor]) -> MNISTScores:
+        """Scores of (N, 1, 28, 28) images in [-1, 1], or of an iterable of batches."""
+        features = self._features(images)
+        head = self.classifier.head
+        logits = head(features.to(device=self.device, dtype=head.weight.dtype)).cpu()
+        return MNISTScores(
+            fd=frechet_distance(features, self.reference),
+            num_samples=len(features),
+            **class_scores(logits),  # type: ignore[arg-type]
+        )
+
+    def score_generator(
+        self,
+        generator: nn.Module,
+        num_samples: int,
+        noise: int | NoiseFn,
+        *,
+        seed: int = 0,
+        eval_mode: bool = False,
+    ) -> MNISTScores:
+        """Scores of ``num_samples`` images drawn from ``generator`` (see :func:`sample_images`)."""
+        batches = sample_images(
+            generator,
+            num_samples,
+            noise,
+            batch_size=self.batch_size,
+            seed=seed,
+            eval_mode=eval_mode,
+        )
+        return self.score(batches)
+
+    def floor(self, real: Tensor, num_samples: int = 10_000, seed: int = 0) -> MNISTScores:
+        """Scores of ``num_samples`` real images (a random subset of ``real``, normally
+        the train split): the best a generator can hope for, to read other FDs against."""
+        check_int("num_samples", num_samples, 2)
+        rng = torch.Generator().manual_seed(seed)
+        subset = torch.randperm(len(real), generator=rng)[:num_samples]
+        return self.score(real[subset])

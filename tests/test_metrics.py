@@ -1,0 +1,234 @@
+"""Fréchet / kernel distances, feature extraction, classifier scores, Inception features."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import linalg
+from torch import nn
+
+from ganlib.metrics import (
+    FeatureStats,
+    InceptionFeatures,
+    MNISTClassifier,
+    MNISTEvaluator,
+    class_scores,
+    embed,
+    frechet_distance,
+    kernel_distance,
+    load_mnist_classifier,
+    sample_images,
+)
+from ganlib.metrics.mnist_classifier import default_weights_path
+
+
+def scipy_frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """The reference formula as pytorch-fid writes it, with scipy's sqrtm."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
+    root = linalg.sqrtm(cov_a @ cov_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+
+
+def correlated(n: int, dim: int, seed: int, shift: float = 0.0) -> torch.Tensor:
+    rng = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(dim, dim, generator=rng, dtype=torch.float64)
+    return torch.randn(n, dim, generator=rng, dtype=torch.float64) @ mixing + shift
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    x = correlated(500, 16, seed=0)
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+@pytest.mark.parametrize("dim", [1, 8, 64])
+def test_frechet_distance_matches_scipy_sqrtm(dim):
+    a, b = correlated(400, dim, seed=1), correlated(300, dim, seed=2, shift=0.3)
+    assert frechet_distance(a, b) == pytest.approx(scipy_frechet(a.numpy(), b.numpy()), rel=1e-6)
+
+
+def test_frechet_distance_of_gaussians_has_the_closed_form():
+    # For diagonal covariances: |m_a - m_b|^2 + sum (sqrt(s_a) - sqrt(s_b))^2.
+    mean_a, mean_b = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([3.0, 1.0, -2.0])
+    var_a, var_b = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 9.0])
+    stats = [
+        FeatureStats(m.double(), torch.diag(v).double(), 1000)
+        for m, v in ((mean_a, var_a), (mean_b, var_b))
+    ]
+    expected = (mean_a - mean_b).square().sum() + (var_a.sqrt() - var_b.sqrt()).square().sum()
+    assert frechet_distance(*stats) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_frechet_distance_of_shifted_samples_approaches_the_shift():
+    shift = torch.tensor([2.0, -1.0, 0.5, 0.0]).double()
+    a = correlated(20_000, 4, seed=3)
+    assert frechet_distance(a, a + shift) == pytest.approx(float(shift.square().sum()), rel=1e-9)
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    dim=st.integers(1, 12),
+    shift=st.floats(-3, 3),
+    scale=st.floats(0.1, 10),
+)
+def test_frechet_distance_properties(seed, dim, shift, scale):
+    a, b = correlated(60, dim, seed), correlated(50, dim, seed + 1)
+    forward = frechet_distance(a, b)
+    assert forward >= 0
+    assert frechet_distance(b, a) == pytest.approx(forward, rel=1e-6, abs=1e-9)
+    # A shared translation changes nothing; a shared scaling scales it by scale^2.
+    assert frechet_distance(a + shift, b + shift) == pytest.approx(forward, rel=1e-6, abs=1e-8)
+    assert frechet_distance(a * scale, b * scale) == pytest.approx(
+        forward * scale**2, rel=1e-5, abs=1e-8
+    )
+
+
+def test_frechet_distance_rejects_bad_shapes():
+    with pytest.raises(ValueError, match=r"`a` must be \(N, D\) features, got shape \(5,\)"):
+        frechet_distance(torch.zeros(5), torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="feature sizes differ: 2 and 3"):
+        frechet_distance(torch.randn(5, 2), torch.randn(5, 3))
+    with pytest.raises(ValueError, match="needs >= 2 rows, got 1"):
+        frechet_distance(torch.randn(1, 2), torch.randn(5, 2))
+
+
+def reference_mmd2(x: np.ndarray, y: np.ndarray, degree: int = 3) -> float:
+    """Unbiased MMD^2 written out with explicit loops."""
+    dim = x.shape[1]
+
+    def k(u, v):
+        return (u @ v / dim + 1.0) ** degree
+
+    m, n = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return float(xx + yy - 2 * xy)
+
+
+def test_kernel_distance_matches_the_written_out_estimator():
+    a, b = correlated(30, 5, seed=4), correlated(30, 5, seed=5, shift=0.5)
+    mean, std = kernel_distance(a, b, num_subsets=1, subset_size=30)
+    assert mean == pytest.approx(reference_mmd2(a.numpy(), b.numpy()), rel=1e-9)
+    assert std == 0.0
+
+
+def test_kernel_distance_is_unbiased_near_zero_and_grows_with_a_shift():
+    a, b = correlated(4000, 8, seed=6).chunk(2)  # one distribution, two samples
+    same, same_std = kernel_distance(a, b, num_subsets=20, subset_size=500)
+    far, _ = kernel_distance(a, b + 1.0, num_subsets=20, subset_size=500)
+    assert abs(same) < 3 * same_std + 1e-3  # unbiased: can be slightly negative
+    assert far > 100 * max(abs(same), 1e-4)
+
+
+def test_embed_accepts_a_tensor_or_batches_and_returns_float64():
+    extractor = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    images = torch.randn(7, 1, 2, 2)
+    whole = embed(extractor, images, batch_size=3)
+    assert whole.shape == (7, 3) and whole.dtype == torch.float64
+    torch.testing.assert_close(embed(extractor, iter(images.split(2))), whole)
+    with pytest.raises(ValueError, match="`images` is empty"):
+        embed(extractor, [])
+
+
+def test_sample_images_is_reproducible_counts_right_and_restores_mode():
+    generator = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    generator.train()
+    batches = list(sample_images(generator, 10, 3, batch_size=4, seed=1, eval_mode=True))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert generator.training  # restored
+    again = torch.cat(list(sample_images(generator, 10, 3, batch_size=4, seed=1, eval_mode=True)))
+    torch.testing.assert_close(torch.cat(batches), again)
+
+    def noise(n, rng):
+        return torch.ones(n, 3)
+
+    fixed = torch.cat(list(sample_images(generator, 3, noise, eval_mode=True)))
+    torch.testing.assert_close(fixed[0], fixed[2])
+
+
+def test_class_scores_of_known_histograms():
+    uniform = torch.eye(10).repeat(10, 1) * 50  # confident, every class 10 times
+    scores = class_scores(uniform)
+    assert scores["classes_covered"] == 10
+    assert scores["kl_to_uniform"] == pytest.approx(0.0, abs=1e-12)
+    assert scores["mean_confidence"] == pytest.approx(1.0, abs=1e-12)
+    assert scores["classifier_score"] == pytest.approx(10.0, rel=1e-9)
+
+    collapsed = torch.zeros(100, 10)
+    collapsed[:, 3] = 50
+    scores = class_scores(collapsed)
+    assert scores["classes_covered"] == 1
+    assert scores["kl_to_uniform"] == pytest.approx(math.log(10), rel=1e-12)
+    assert scores["classifier_score"] == pytest.approx(1.0, rel=1e-9)
+
+    # A class with under 2.5% of the predictions is not covered.
+    labels = torch.tensor([0] * 98 + [1] * 2)
+    assert class_scores(torch.eye(10)[labels] * 50)["classes_covered"] == 1
+
+
+def test_shipped_classifier_weights_are_small_and_load():
+    path = default_weights_path()
+    assert path.is_file(), f"{path} missing: run scripts/train_mnist_classifier.py"
+    assert path.stat().st_size < 1_000_000
+    model = load_mnist_classifier()
+    assert not model.training
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert model.embed(torch.zeros(2, 1, 28, 28)).shape == (2, 128)
+
+
+def test_missing_classifier_weights_say_how_to_train_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"train_mnist_classifier\.py"):
+        load_mnist_classifier(tmp_path / "nope.pt")
+
+
+def test_shipped_classifier_reads_real_digits(mnist_root):
+    from ganlib.data import load_mnist
+
+    test_x, test_y = load_mnist(mnist_root, "test", download=False)
+    train_x, _ = load_mnist(mnist_root, "train", download=False)
+    evaluator = MNISTEvaluator(test_x)
+    with torch.no_grad():
+        predictions = torch.cat([evaluator.classifier(x).argmax(1) for x in test_x.split(1000)])
+    assert (predictions == test_y).double().mean() >= 0.99
+    floor = evaluator.floor(train_x, num_samples=2000)
+    assert floor.classes_covered == 10
+    assert floor.kl_to_uniform < 0.01
+    assert floor.mean_confidence > 0.95
+    assert floor.classifier_score > 9
+    # Noise is far from digits.
+    noise = evaluator.score(torch.rand(2000, 1, 28, 28) * 2 - 1)
+    assert noise.fd > 20 * floor.fd
+
+
+def test_evaluator_scores_a_generator_end_to_end():
+    generator = nn.Sequential(nn.Linear(8, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+    evaluator = MNISTEvaluator(torch.rand(50, 1, 28, 28) * 2 - 1, MNISTClassifier())
+    scores = evaluator.score_generator(generator, 30, 8, seed=0)
+    assert scores.num_samples == 30
+    assert scores.fd >= 0 and 1 <= scores.classes_covered <= 10
+    assert set(scores.as_dict()) >= {"fd", "kl_to_uniform", "classifier_score"}
+
+
+def test_inception_features_from_supplied_weights(tmp_path):
+    from torchvision.models import inception_v3
+
+    path = tmp_path / "inception.pth"
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), path)
+    features = InceptionFeatures(path)
+    out = features(torch.rand(2, 1, 28, 28) * 2 - 1)
+    assert out.shape == (2, 2048) and torch.isfinite(out).all()
+
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(ValueError, match="is not an Inception-v3 state dict"):
+        InceptionFeatures(tmp_path / "wrong.pth")
+    with pytest.raises(FileNotFoundError, match="inception_v3"):
+        InceptionFeatures(tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match=r"images must be \(B, 1 or 3, H, W\)"):
+        features(torch.rand(2, 2, 28, 28))
