@@ -1,17 +1,20 @@
-"""Data sets for training: MNIST as in-memory tensors scaled to [-1, 1]."""
+"""MNIST as in-memory tensors scaled to [-1, 1], and a stand-in writer for tests."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from torchvision.datasets import MNIST
 
-from ._validation import check_choice
+from .._validation import check_choice
+from .common import DataNotFoundError, to_unit_range
 
-__all__ = ["DataNotFoundError", "fake_mnist", "load_mnist", "to_unit_range"]
+__all__ = ["fake_mnist", "load_mnist", "mnist_dataset"]
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -19,13 +22,38 @@ MNIST_FILES = {
 }
 
 
-class DataNotFoundError(FileNotFoundError):
-    """A data set is neither on disk nor downloadable."""
+def mnist_dataset(
+    root: str | os.PathLike[str],
+    split: Literal["train", "test"] = "train",
+    *,
+    download: bool = True,
+    transform: Callable[[Any], Any] | None = None,
+) -> MNIST:
+    """torchvision's MNIST data set, with ganlib's message when the files are missing.
 
+    Args:
+        root: Folder holding ``MNIST/raw/*-ubyte`` (torchvision's layout).
+        split: ``"train"`` (60,000 images) or ``"test"`` (10,000, the recipe's).
+        download: Let torchvision download the files when they are missing.
+        transform: Applied to each PIL image (for example ``ToTensor`` and ``Normalize``).
 
-def to_unit_range(pixels: Tensor) -> Tensor:
-    """uint8 pixels -> floats in [-1, 1], exactly as ``ToTensor()`` then ``Normalize(0.5, 0.5)``."""
-    return pixels.float().div(255).sub(0.5).div(0.5)
+    Raises:
+        DataNotFoundError: When the files are missing and cannot be downloaded;
+            the message says where to put them.
+    """
+    check_choice("split", split, ("train", "test"))
+    root = Path(root)
+    try:
+        return MNIST(str(root), train=split == "train", download=download, transform=transform)
+    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError...
+        raw = root / "MNIST" / "raw"
+        files = ", ".join(MNIST_FILES[split])
+        how = "the download failed" if download else "downloading is off"
+        raise DataNotFoundError(
+            f"MNIST {split} split not found under {raw} and {how} ({type(exc).__name__}: "
+            f"{exc}). Put {files} (uncompressed) in {raw}, or point --data-dir / "
+            "$GANLIB_DATA at a folder that has them."
+        ) from exc
 
 
 def load_mnist(
@@ -37,32 +65,10 @@ def load_mnist(
     """MNIST as two tensors: images (N, 1, 28, 28) in [-1, 1] and labels (N,).
 
     Holding the whole split as one tensor skips the per-image PIL conversion a
-    Dataset with transforms does on every step; the pixels are identical.
-
-    Args:
-        root: Folder holding ``MNIST/raw/*-ubyte`` (torchvision's layout).
-        split: ``"train"`` (60,000 images) or ``"test"`` (10,000, the recipe's).
-        download: Let torchvision download the files when they are missing.
-
-    Raises:
-        DataNotFoundError: When the files are missing and cannot be downloaded;
-            the message says where to put them.
+    Dataset with transforms does on every step; the pixels are identical. See
+    :func:`mnist_dataset` for the arguments and errors.
     """
-    check_choice("split", split, ("train", "test"))
-    from torchvision.datasets import MNIST
-
-    root = Path(root)
-    try:
-        dataset = MNIST(str(root), train=split == "train", download=download)
-    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError...
-        raw = root / "MNIST" / "raw"
-        files = ", ".join(MNIST_FILES[split])
-        how = "the download failed" if download else "downloading is off"
-        raise DataNotFoundError(
-            f"MNIST {split} split not found under {raw} and {how} ({type(exc).__name__}: "
-            f"{exc}). Put {files} (uncompressed) in {raw}, or point --data-dir / "
-            "$GANLIB_DATA at a folder that has them."
-        ) from exc
+    dataset = mnist_dataset(root, split, download=download)
     images = to_unit_range(dataset.data.unsqueeze(1))  # (N, 28, 28) -> (N, 1, 28, 28)
     return images, dataset.targets.clone()
 
