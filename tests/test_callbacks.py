@@ -67,10 +67,25 @@ def test_sample_grid_noise_is_fixed_and_uses_ema(tmp_path):
     t = tiny_trainer([ema, grid], max_epochs=1)
     t.fit(data(), batch_size=8)
     noise = grid.noise.clone()
-    assert grid._sampler(t)[0] is ema.module
+    assert grid._sampler(t) is ema.module
     t.max_epochs = 2
     t.fit(data(), batch_size=8)
     assert torch.equal(grid.noise, noise)
+
+
+def test_ema_batchnorm_recompute_fits_the_average_and_leaves_training_alone(tmp_path):
+    ema = EMA(decay=0.9)
+    t = tiny_trainer([ema, SampleGrid(tmp_path, num_samples=4, eval_mode=True)], max_epochs=1)
+    t.fit(data(), batch_size=8)
+    live_norm = next(m for m in t.generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    averaged_norm = next(m for m in ema.module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    # SampleGrid(eval_mode=True) recomputed the average's own statistics at the epoch's end.
+    assert not torch.equal(live_norm.running_mean, averaged_norm.running_mean)
+    noise_state = t.noise_rng.get_state()
+    first = averaged_norm.running_mean.clone()
+    assert ema.recompute_batchnorm(t) is ema.module
+    torch.testing.assert_close(averaged_norm.running_mean, first)  # same latents, same stats
+    assert torch.equal(t.noise_rng.get_state(), noise_state)
 
 
 def test_sample_grid_use_ema_true_needs_ema(tmp_path):

@@ -13,9 +13,12 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from .models import DCGAN
 
 __all__ = [
     "FORMAT_KEY",
@@ -24,6 +27,7 @@ __all__ = [
     "atomic_save",
     "capture_rng_state",
     "load_checkpoint",
+    "load_gan",
     "restore_rng_state",
 ]
 
@@ -45,6 +49,7 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
@@ -72,6 +77,12 @@ def atomic_link(source: Path, target: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -134,3 +145,40 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         cuda_states = state["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
+
+
+def load_gan(path: str | os.PathLike[str], *, ema: bool = False) -> DCGAN:
+    """The DCGAN a Trainer checkpoint holds, on the CPU, ready to sample from.
+
+    Args:
+        path: A checkpoint written by :meth:`ganlib.Trainer.save_checkpoint` or
+            :class:`~ganlib.callbacks.ModelCheckpoint`.
+        ema: Put the EMA generator's weights (from an
+            :class:`~ganlib.callbacks.EMA` callback) in the generator.
+
+    Raises:
+        CheckpointError: If the file is not a readable ganlib checkpoint, was
+            not written for a :class:`~ganlib.DCGAN`, or has no EMA weights
+            when ``ema`` is asked for.
+    """
+    from .models import DCGAN
+
+    payload = load_checkpoint(path)
+    config = payload.get("gan_config")
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not record a DCGAN configuration (it was trained "
+            "with custom networks); rebuild them and load payload['generator'] yourself"
+        )
+    gan = DCGAN(**config, init=None)
+    gan.discriminator.load_state_dict(payload["discriminator"])
+    generator_state = payload["generator"]
+    if ema:
+        averaged = [s.get("module") for s in payload["callbacks"].values() if "module" in s]
+        if not averaged:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has no EMA generator (train with the EMA callback)"
+            )
+        generator_state = averaged[0]
+    gan.generator.load_state_dict(generator_state)
+    return gan

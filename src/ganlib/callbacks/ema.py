@@ -11,6 +11,7 @@ from torch import nn
 from typing_extensions import override
 
 from .._validation import check_int
+from ..models.norm import recompute_batchnorm_stats
 from .base import Callback
 
 if TYPE_CHECKING:
@@ -22,9 +23,11 @@ __all__ = ["EMA"]
 class EMA(Callback):
     """Keeps ``module``, an averaged copy of the generator: ``avg = decay * avg + (1 - decay) * w``.
 
-    Buffers (BatchNorm statistics) are copied from the live generator. The
-    average is stored in checkpoints, and :class:`~ganlib.callbacks.SampleGrid`
-    draws from it when present.
+    Buffers (BatchNorm statistics) are copied from the live generator, so they
+    do not match the averaged weights: sample the average in train mode (batch
+    statistics), or call :meth:`recompute_batchnorm` before sampling in eval
+    mode. The average is stored in checkpoints, and
+    :class:`~ganlib.callbacks.SampleGrid` draws from it when present.
 
     Args:
         decay: Weight of the old average, in [0, 1).
@@ -58,6 +61,22 @@ class EMA(Callback):
         torch._foreach_lerp_(averaged, live, 1.0 - decay)
         for mine, theirs in zip(self.module.buffers(), generator.buffers(), strict=True):
             mine.copy_(theirs)
+
+    def recompute_batchnorm(
+        self, trainer: Trainer, num_batches: int = 10, batch_size: int = 500
+    ) -> nn.Module:
+        """Measure the average's own BatchNorm statistics on ``num_batches`` batches of
+        latents, for eval-mode sampling, and return the averaged generator.
+
+        The latents come from a generator seeded by the trainer's seed, not from
+        the trainer's noise stream, so training (and resuming) is unaffected. The
+        next update copies the live statistics back.
+        """
+        assert self.module is not None, "the EMA starts at on_fit_start"
+        rng = torch.Generator(device=trainer.device).manual_seed(trainer.seed + 2)
+        latents = (trainer.sample_noise(batch_size, rng) for _ in range(num_batches))
+        recompute_batchnorm_stats(self.module, latents)
+        return self.module
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:

@@ -68,8 +68,9 @@ class SampleGrid(Callback):
         overview: Build the overview image at the end.
         use_ema: Sample from the EMA generator: ``"auto"`` when an
             :class:`~ganlib.callbacks.EMA` callback is present.
-        eval_mode: Sample with BatchNorm in eval mode (running statistics); the
-            recipe samples in train mode.
+        eval_mode: Sample with BatchNorm in eval mode (running statistics,
+            recomputed first for an EMA generator); the recipe samples in train
+            mode (the statistics of the batch of fixed latents).
     """
 
     def __init__(
@@ -100,19 +101,20 @@ class SampleGrid(Callback):
     def state_key(self) -> str:
         return f"SampleGrid[{self.out_dir}]"
 
-    def _sampler(self, trainer: Trainer) -> tuple[nn.Module, bool]:
+    def _sampler(self, trainer: Trainer) -> nn.Module:
         ema = trainer.callback(EMA)
         if self.use_ema is True and ema is None:
             raise ValueError("SampleGrid(use_ema=True) needs an EMA callback in the trainer")
         if self.use_ema and isinstance(ema, EMA) and ema.module is not None:
-            return ema.module, True
-        return trainer.generator, self.eval_mode
+            # The average's copied BatchNorm statistics do not fit its weights.
+            return ema.recompute_batchnorm(trainer) if self.eval_mode else ema.module
+        return trainer.generator
 
     def sample(self, trainer: Trainer) -> Tensor:
         """The generator's images for the fixed noise."""
         assert self.noise is not None
-        module, eval_mode = self._sampler(trainer)
-        return generate(module, self.noise.to(trainer.device), eval_mode)
+        module = self._sampler(trainer)
+        return generate(module, self.noise.to(trainer.device), self.eval_mode)
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:

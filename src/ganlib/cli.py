@@ -1,0 +1,87 @@
+"""The ``ganlib`` command: ``ganlib sample CHECKPOINT --num 64 --out grid.png``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .callbacks.samples import save_grid
+from .checkpoint import CheckpointError, load_gan
+from .device import resolve_device
+from .metrics.features import sample_images
+from .models.norm import recompute_batchnorm_stats
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganlib", description="ganlib's command-line tools.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sample = commands.add_parser(
+        "sample",
+        help="save a grid of images from a trained checkpoint",
+        description="Save a grid of images drawn from a checkpoint's generator.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sample.add_argument("checkpoint", type=Path, help="a .ckpt written by ganlib's Trainer")
+    sample.add_argument("--num", type=positive_int, default=64, help="images to draw")
+    sample.add_argument("--out", type=Path, default=Path("grid.png"), help="PNG to write")
+    sample.add_argument("--nrow", type=positive_int, default=8, help="images per row")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latents")
+    sample.add_argument("--ema", action="store_true", help="use the EMA generator's weights")
+    sample.add_argument(
+        "--eval-mode",
+        action="store_true",
+        help="sample with BatchNorm running statistics (recomputed first with --ema); "
+        "default: batch statistics, as during training",
+    )
+    sample.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    return parser
+
+
+def sample_command(args: argparse.Namespace) -> Path:
+    device = resolve_device(args.device)
+    gan = load_gan(args.checkpoint, ema=args.ema).to(device)
+    generator = gan.generator
+    if args.eval_mode and args.ema:  # the copied statistics do not fit averaged weights
+        rng = torch.Generator(device=device).manual_seed(args.seed + 1)
+        recompute_batchnorm_stats(
+            generator, (gan.sample_noise(500, device, rng) for _ in range(20))
+        )
+    images = torch.cat(
+        list(
+            sample_images(
+                generator,
+                args.num,
+                lambda n, rng: gan.sample_noise(n, device, rng),
+                batch_size=max(args.num, 64),
+                seed=args.seed,
+                eval_mode=args.eval_mode,
+            )
+        )
+    )
+    save_grid(images.cpu(), args.out, nrow=args.nrow)
+    return args.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        out = sample_command(args)
+    except (CheckpointError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.num} images to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
