@@ -1,4 +1,7 @@
-"""The standalone Python snippets of the README and the training guide run as written."""
+"""The Python snippets of the README and the guides run as written.
+
+Blocks marked ```python run; blocks marked ```py need files a user supplies (such as
+Inception weights) and are only illustrations."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT
 
-PAGES = ["README.md", "docs/training.md"]
+PAGES = ["README.md", "docs/training.md", "docs/metrics.md", "docs/data.md"]
 
 
 def _snippets(page: str) -> list[str]:

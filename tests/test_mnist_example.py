@@ -41,6 +41,8 @@ def test_tiny_run_writes_every_output(mnist_root, tmp_path):
         "--max-steps",
         "3",
         "--ema",
+        "--eval-samples",
+        "300",
         "--no-download",
     )
     assert result.returncode == 0, result.stderr
@@ -53,12 +55,26 @@ def test_tiny_run_writes_every_output(mnist_root, tmp_path):
         "loss_curve.png",
         "checkpoints",
         "summary.json",
+        "metrics.json",
     } <= names
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3
     assert set(summary["final_metrics"]) == {"loss_d", "loss_g", "d_real", "d_fake", "d_fake_after"}
     assert (out / "checkpoints" / "last.ckpt").exists()
-    assert "done: 3 steps" in result.stdout
+    assert "trained: 3 steps" in result.stdout
+
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["preset"] == "recommended" and report["headline"] == "ema"
+    assert set(report["samples"]) == {"generator", "generator_eval", "ema", "ema_eval"}
+    floor = report["floor"]
+    assert floor["classes_covered"] == 10 and floor["num_samples"] == 10_000
+    for name, scores in report["samples"].items():
+        assert scores["num_samples"] == 300
+        assert scores["fd"] > floor["fd"]  # 3 steps of a tiny network are far from digits
+        assert report["fd_over_floor"][name] == pytest.approx(scores["fd"] / floor["fd"])
+        assert 1 <= scores["classes_covered"] <= 10 and scores["kl_to_uniform"] >= 0
+    assert "quality (ema, 300 samples): FD " in result.stdout
+    assert "x the real-data floor" in result.stdout
 
 
 def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
@@ -75,6 +91,8 @@ def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
         "4",
         "--epochs",
         "2",
+        "--eval-samples",
+        "50",
         "--no-download",
         "--device",
         "cpu",
@@ -82,6 +100,34 @@ def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (out / "generated_epoch_001.png").exists() and (out / "generated_epoch_002.png").exists()
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+    assert json.loads((out / "metrics.json").read_text())["samples"]["ema"]["num_samples"] == 50
+
+
+def test_recipe_preset_and_dataset_pipeline(tmp_path):
+    fake_mnist(tmp_path / "data", count=60)
+    out = tmp_path / "run"
+    common = ["--data-dir", str(tmp_path / "data"), "--width", "2", "--latent-dim", "4"]
+    result = run_example(
+        *common,
+        *("--out", str(out), "--recipe", "--loss", "hinge", "--num-workers", "1"),
+        *("--max-steps", "2", "--eval-samples", "0", "--device", "cpu", "--no-download"),
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["preset"] == "recipe"
+    # The recipe's values, except the flag given explicitly.
+    assert summary["settings"] == {
+        "split": "test",
+        "shuffle": False,
+        "loss": "hinge",
+        "lr_g": 2e-4,
+        "lr_d": 2e-4,
+        "ema": False,
+        "epochs": 10,
+        "batch_size": 50,
+        "seed": 0,
+    }
+    assert not (out / "metrics.json").exists()  # --eval-samples 0 skips scoring
 
 
 @pytest.mark.parametrize(
@@ -92,6 +138,8 @@ def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
             "error: `loss` must be one of ['bce', 'hinge', 'wgan-gp', 'lsgan'], got 'wgan'",
         ),
         (["--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+        (["--lr-d", "0"], "--lr-d must be > 0, got 0.0"),
+        (["--num-workers", "-1"], "argument --num-workers: must be >= 0, got -1"),
         (["--device", "tpu"], "error: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     ],
 )
@@ -114,7 +162,7 @@ def test_missing_data_says_where_to_put_it(tmp_path):
     result = run_example("--data-dir", str(tmp_path), "--no-download", "--device", "cpu")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert (
-        f"Put t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (uncompressed) in "
+        f"Put train-images-idx3-ubyte, train-labels-idx1-ubyte (uncompressed) in "
         f"{tmp_path / 'MNIST' / 'raw'}" in result.stderr
     )
 
