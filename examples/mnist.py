@@ -95,6 +95,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         help="keep an EMA generator (decay 0.999) and draw grids from it",
     )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="the Trainer's fast path: bf16 autocast, channels_last, torch.compile, "
+        "data held on the device (docs/performance.md)",
+    )
     parser.add_argument("--resume", default=None, help="checkpoint to resume from")
     parser.add_argument("--max-steps", type=positive_int, default=None, help="stop early")
     parser.add_argument(
@@ -215,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         g_optimizer=torch.optim.Adam(gan.generator.parameters(), lr=args.lr_g, betas=betas),
         d_optimizer=torch.optim.Adam(gan.discriminator.parameters(), lr=args.lr_d, betas=betas),
         device=device,
+        fast=args.fast,
         max_epochs=args.epochs,
         max_steps=args.max_steps,
         seed=args.seed,
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
-    settings = {k: getattr(args, k) for k in (*RECIPE, "epochs", "batch_size", "seed")}
+    settings = {k: getattr(args, k) for k in (*RECIPE, "epochs", "batch_size", "seed", "fast")}
     summary = {
         "preset": preset,
         "settings": settings,

@@ -126,6 +126,7 @@ def test_recipe_preset_and_dataset_pipeline(tmp_path):
         "epochs": 10,
         "batch_size": 50,
         "seed": 0,
+        "fast": False,
     }
     assert not (out / "metrics.json").exists()  # --eval-samples 0 skips scoring
 

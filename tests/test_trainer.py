@@ -411,3 +411,56 @@ def test_exceptions_reach_callbacks_and_propagate():
     with pytest.raises(RuntimeError, match="boom"):
         trainer(callbacks=[Recorder("a", log), Boom()]).fit(images(), batch_size=8)
     assert log[-2:] == [("a", "exception", "RuntimeError"), ("a", "teardown")]
+
+
+def test_fast_path_trains_and_writes_ordinary_checkpoints(tmp_path):
+    from ganlib.trainer import _native_bf16
+
+    fast = trainer(tiny_gan(), fast=True, loss="wgan-gp", max_steps=3)
+    # bf16 only where the CPU computes it natively; an explicit precision wins.
+    assert fast.precision == ("bf16" if _native_bf16(torch.device("cpu")) else "32")
+    assert trainer(tiny_gan(), fast=True, precision="bf16").precision == "bf16"
+    assert (
+        fast.channels_last and not trainer(tiny_gan(), fast=True, channels_last=False).channels_last
+    )
+    before = copy.deepcopy(fast.generator.state_dict())
+    state = fast.fit(images(), batch_size=8)
+    assert state.step == 3
+    assert all(torch.isfinite(torch.tensor(v)) for v in state.metrics.values())
+    after = fast.generator.state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in before.items())
+    # The compiled wrappers stay out of checkpoints: a plain Trainer resumes them.
+    assert list(after) == list(tiny_gan().generator.state_dict())
+    path = tmp_path / "fast.ckpt"
+    fast.save_checkpoint(str(path))
+    plain = trainer(tiny_gan(seed=5), loss="wgan-gp", max_steps=4)
+    assert plain.fit(images(), str(path), batch_size=8).step == 4
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    from ganlib import trainer as trainer_module
+
+    def broken_compile(module):
+        def call(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return call
+
+    monkeypatch.setattr(trainer_module.torch, "compile", broken_compile)
+    fast = trainer(tiny_gan(), fast=True, max_steps=2)
+    with pytest.warns(UserWarning, match="torch.compile failed for Generator .*no C.. compiler"):
+        assert fast.fit(images(), batch_size=8).step == 2
+
+
+def test_preloaded_batches_come_in_the_same_order():
+    from ganlib.batching import BatchSource
+
+    data = (images(30), torch.arange(30))
+    kwargs = dict(batch_size=7, shuffle=True, drop_last=False, num_workers=0, seed=3)
+    plain = BatchSource(data, device=torch.device("cpu"), **kwargs)
+    preloaded = BatchSource(data, device=torch.device("cpu"), preload=True, **kwargs)
+    for epoch in range(2):
+        for (x1, y1), (x2, y2) in zip(
+            plain.epoch(epoch, 1), preloaded.epoch(epoch, 1), strict=True
+        ):
+            assert torch.equal(x1, x2) and torch.equal(y1, y2)

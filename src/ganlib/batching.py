@@ -55,6 +55,8 @@ class BatchSource:
         num_workers: Loader worker processes for datasets.
         seed: The run's seed; each epoch's order derives from it.
         device: Where batches are delivered.
+        preload: Move tensor data to ``device`` once and gather batches there
+            (the order is the same as without it).
 
     Raises:
         TypeError: For data of another kind.
@@ -70,6 +72,7 @@ class BatchSource:
         num_workers: int,
         seed: int,
         device: torch.device,
+        preload: bool = False,
     ) -> None:
         self.seed = seed
         self.device = device
@@ -83,7 +86,11 @@ class BatchSource:
             and len(data) == 2
             and all(isinstance(t, Tensor) for t in data)
         ):
-            self._tensors = split_batch(data)
+            images, labels = split_batch(data)
+            if preload:
+                images = images.to(device)
+                labels = None if labels is None else labels.to(device)
+            self._tensors = images, labels
             self.dataset_size: int | None = len(self._tensors[0])
         elif isinstance(data, DataLoader):
             self._loader = data
@@ -136,7 +143,8 @@ class BatchSource:
                 order = torch.randperm(n, generator=rng)
             else:
                 order = torch.arange(n)
-            batches = list(order.split(self.batch_size))
+            # Gather where the data lives (on the device when preloaded).
+            batches = list(order.to(self._tensors[0].device).split(self.batch_size))
             if self.drop_last and batches and len(batches[-1]) < self.batch_size:
                 batches.pop()
             return batches

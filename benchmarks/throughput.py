@@ -1,0 +1,214 @@
+"""Training-step throughput: the recipe's hand-written loop vs the ganlib Trainer vs its fast path.
+
+    python benchmarks/throughput.py                      # CPU (and CUDA when present)
+    python benchmarks/throughput.py --device cuda --full-run
+
+In one process, alternating round by round so that machine noise hits all three
+alike: (a) the recipe's loop written out by hand (same networks, same data held in
+memory as one tensor), (b) ``Trainer`` with its defaults, (c) ``Trainer(fast=True)``.
+Prints images/s, the median step time, peak memory and the ratios b/a and c/a.
+--full-run also times the recipe's whole run (2,000 steps of 50) with the fast path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from typing_extensions import override
+
+from ganlib import DCGAN, Callback, Trainer
+from ganlib.device import resolve_device
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class RecipeLoop:
+    """(a) The recipe's training step, as its script writes it (D not frozen during G's
+    backward, three ``.item()`` reads per step, batches in file order)."""
+
+    def __init__(self, gan: DCGAN, images: torch.Tensor, device: torch.device) -> None:
+        self.G = gan.generator.to(device)
+        self.D = gan.discriminator.to(device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.images, self.device, self.position = images, device, 0
+        self.latent_dim = gan.latent_dim
+
+    def run(self, steps: int, batch_size: int) -> list[float]:
+        times = []
+        for _ in range(steps):
+            started = time.perf_counter()
+            start = self.position % (len(self.images) - batch_size + 1)
+            real = self.images[start : start + batch_size].to(self.device)
+            self.position += batch_size
+            self.D.zero_grad()
+            output = self.D(real)
+            err_real = F.binary_cross_entropy_with_logits(output, torch.ones_like(output))
+            err_real.backward()
+            d_x = output.sigmoid().mean().item()
+            noise = torch.randn(batch_size, self.latent_dim, device=self.device)
+            fake = self.G(noise)
+            output = self.D(fake.detach())
+            err_fake = F.binary_cross_entropy_with_logits(output, torch.zeros_like(output))
+            err_fake.backward()
+            d_g_z1 = output.sigmoid().mean().item()
+            self.opt_d.step()
+            self.G.zero_grad()
+            output = self.D(fake)
+            err_g = F.binary_cross_entropy_with_logits(output, torch.ones_like(output))
+            err_g.backward()
+            d_g_z2 = output.sigmoid().mean().item()
+            self.opt_g.step()
+            del d_x, d_g_z1, d_g_z2  # read every step, as the recipe's log line does
+            synchronize(self.device)
+            times.append(time.perf_counter() - started)
+        return times
+
+
+class StepTimer(Callback):
+    """Seconds per step, measured from one step's end to the next (data included)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._last = 0.0
+
+    @override
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._last = time.perf_counter()
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Any) -> None:
+        now = time.perf_counter()  # the metrics' .tolist() already synchronised the device
+        self.times.append(now - self._last)
+        self._last = now
+
+
+class TrainerRun:
+    """(b) and (c): a Trainer resumed in place for a few more steps each round."""
+
+    def __init__(self, gan: DCGAN, images: torch.Tensor, device: torch.device, fast: bool) -> None:
+        self.timer = StepTimer()
+        self.trainer = Trainer(
+            gan, device=device, fast=fast, callbacks=[self.timer], progress=False, seed=0
+        )
+        self.trainer.max_steps = 0
+        self.images = images
+
+    def run(self, steps: int, batch_size: int) -> list[float]:
+        self.timer.times = []
+        self.trainer.max_steps = self.trainer.state.step + steps
+        self.trainer.max_epochs = None
+        self.trainer.fit(self.images, batch_size=batch_size, shuffle=False)
+        return self.timer.times
+
+
+def measure(
+    runners: dict[str, Any], args: argparse.Namespace, device: torch.device
+) -> dict[str, dict[str, float]]:
+    for name, runner in runners.items():  # compile, cudnn autotune, allocator warm-up
+        print(f"warming up {name} ({args.warmup} steps)...", flush=True)
+        runner.run(args.warmup, args.batch_size)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    peak: dict[str, float] = dict.fromkeys(runners, float("nan"))
+    for round_index in range(args.rounds):
+        for name, runner in runners.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            times[name] += runner.run(args.steps, args.batch_size)
+            if device.type == "cuda":
+                used = torch.cuda.max_memory_allocated(device) / 2**20
+                peak[name] = max(used, 0 if peak[name] != peak[name] else peak[name])
+        print(f"round {round_index + 1}/{args.rounds} done", flush=True)
+    return {
+        name: {
+            "median_ms": statistics.median(values) * 1e3,
+            "images_per_s": args.batch_size / statistics.median(values),
+            "peak_mib": peak[name],
+        }
+        for name, values in times.items()
+    }
+
+
+def full_run(gan: DCGAN, images: torch.Tensor, device: torch.device) -> float:
+    """Seconds of training for the recipe's 2,000 steps of 50 with the fast path
+    (after a 20-step warm-up that compiles)."""
+    trainer = Trainer(gan, device=device, fast=True, progress=False, seed=0, max_steps=20)
+    trainer.fit(images, batch_size=50, shuffle=False)
+    trainer.max_steps = 20 + 2000
+    synchronize(device)
+    started = time.perf_counter()
+    trainer.fit(images, batch_size=50, shuffle=False)
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def report(device: torch.device, results: dict[str, dict[str, float]]) -> str:
+    base = results["a_recipe_loop"]["images_per_s"]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    lines = [
+        f"device: {device} ({name}, {torch.get_num_threads()} threads), torch {torch.__version__}",
+        "| variant | median step (ms) | images/s | peak memory (MiB) | ratio to (a) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['median_ms']:.1f} | {r['images_per_s']:.0f} | "
+            f"{r['peak_mib']:.0f} | {r['images_per_s'] / base:.3f} |"
+        )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines.append(f"process peak RSS: {rss:.0f} MiB (CPU memory is not split per variant)")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per variant per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--full-run", action="store_true", help="time 2,000 fast-path steps")
+    parser.add_argument("--pieces", action="store_true", help="also time each piece alone")
+    parser.add_argument("--variants", default="abcp", help="which of a, b, c, p(ieces) to run")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    template = DCGAN()  # the recipe's networks, DCGAN init
+    images = torch.rand(10_000, 1, 28, 28) * 2 - 1  # the test split's size, in memory
+
+    def trainer(**options: Any) -> Callable[[], TrainerRun]:
+        return lambda: TrainerRun(copy.deepcopy(template), images, device, **options)
+
+    makers: dict[str, Callable[[], Any]] = {
+        "a_recipe_loop": lambda: RecipeLoop(copy.deepcopy(template), images, device),
+        "b_trainer": trainer(),
+        "c_trainer_fast": trainer(fast=True),
+    }
+    if args.pieces:  # each piece of the fast path alone
+        makers["p_bf16"] = trainer(precision="bf16")
+        makers["p_channels_last"] = trainer(channels_last=True)
+        makers["p_compile"] = trainer(compile=True)
+        makers["p_fast_bf16"] = trainer(fast=True, precision="bf16")
+    runners = {name: make() for name, make in makers.items() if name[0] in args.variants}
+    results = measure(runners, args, device)
+    print(report(device, results) if "a_recipe_loop" in results else results)
+    if args.full_run:
+        seconds = full_run(copy.deepcopy(template), images, device)
+        print(f"full run, fast path: 2000 steps of 50 in {seconds:.2f} s of training")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
