@@ -10,7 +10,7 @@ python3 -m venv .venv >/dev/null 2>&1 || true
 .venv/bin/pip install -q -e ".[dev]" >/dev/null 2>&1
 {
   nvidia-smi --query-gpu=name,memory.total --format=csv
-  .venv/bin/python benchmarks/throughput.py --device cuda --steps 50 --rounds 5 --warmup 20 --full-run
+  .venv/bin/python benchmarks/throughput.py --device cuda --steps 50 --rounds 5 --warmup 20 --pieces --full-run
   .venv/bin/python - <<'PY'
 from ganlib.data import fake_mnist
 fake_mnist("/tmp/gpu_mnist", count=500)

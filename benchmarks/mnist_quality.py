@@ -81,6 +81,31 @@ def table(outs: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+def plot(outs: dict[str, Path], path: Path) -> bool:
+    """A bar chart of FD / floor per variant and sampler (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    reports = {name: json.loads((out / "metrics.json").read_text()) for name, out in outs.items()}
+    samplers = list(next(iter(reports.values()))["samples"])
+    figure, axis = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
+    width = 0.8 / len(samplers)
+    for index, sampler in enumerate(samplers):
+        ratios = [r["fd_over_floor"].get(sampler, float("nan")) for r in reports.values()]
+        positions = [i + index * width for i in range(len(reports))]
+        axis.bar(positions, ratios, width, label=sampler)
+    axis.set_xticks([i + 0.4 - width / 2 for i in range(len(reports))], list(reports))
+    axis.set_ylabel("FD / real-data floor (lower is better)")
+    axis.legend(fontsize=8)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("GANLIB_DATA", "./data"))
@@ -100,6 +125,8 @@ def main() -> int:
     text = table(outs)
     (args.out / "table.md").write_text(text + "\n")
     print(text)
+    if plot(outs, args.out / "fd_over_floor.png"):
+        print(f"chart: {args.out / 'fd_over_floor.png'}")
     return 0
 
 

@@ -173,6 +173,11 @@ def quality_report(
             recomputed, (gan.sample_noise(500, device, rng) for _ in range(10))
         )
         samplers["ema_eval"] = (recomputed, True)
+    print(
+        f"scoring {args.eval_samples} samples from each of {', '.join(samplers)} "
+        "with the shipped MNIST classifier...",
+        flush=True,
+    )
     scores = {
         name: evaluator.score_generator(
             module,
