@@ -184,7 +184,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--full-run", action="store_true", help="time 2,000 fast-path steps")
-    parser.add_argument("--pieces", action="store_true", help="also time each piece alone")
+    parser.add_argument(
+        "--pieces",
+        nargs="?",
+        const="bf16,channels_last,compile",
+        default="",
+        help="also time pieces of the fast path alone (comma list; all when bare)",
+    )
     parser.add_argument("--variants", default="abcp", help="which of a, b, c, p(ieces) to run")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -200,10 +206,13 @@ def main() -> int:
         "b_trainer": trainer(),
         "c_trainer_fast": trainer(fast=True),
     }
-    if args.pieces:  # each piece of the fast path alone
-        makers["p_bf16"] = trainer(precision="bf16")
-        makers["p_channels_last"] = trainer(channels_last=True)
-        makers["p_compile"] = trainer(compile=True)
+    pieces = {
+        "bf16": {"precision": "bf16"},
+        "channels_last": {"channels_last": True},
+        "compile": {"compile": True},
+    }
+    for piece in args.pieces.split(",") if args.pieces else []:  # each piece alone
+        makers[f"p_{piece}"] = trainer(**pieces[piece])
     runners = {name: make() for name, make in makers.items() if name[0] in args.variants}
     results = measure(runners, args, device)
     print(report(device, results) if "a_recipe_loop" in results else results)

@@ -64,7 +64,7 @@ def test_tiny_run_writes_every_output(mnist_root, tmp_path):
     assert "trained: 3 steps" in result.stdout
 
     report = json.loads((out / "metrics.json").read_text())
-    assert report["preset"] == "recommended" and report["headline"] == "ema"
+    assert report["preset"] == "recommended" and report["headline"] == "ema"  # --ema given
     assert set(report["samples"]) == {"generator", "generator_eval", "ema", "ema_eval"}
     floor = report["floor"]
     assert floor["classes_covered"] == 10 and floor["num_samples"] == 10_000
@@ -100,7 +100,10 @@ def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (out / "generated_epoch_001.png").exists() and (out / "generated_epoch_002.png").exists()
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2
-    assert json.loads((out / "metrics.json").read_text())["samples"]["ema"]["num_samples"] == 50
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["headline"] == "generator"  # the recommended preset has no EMA
+    assert set(report["samples"]) == {"generator", "generator_eval"}
+    assert report["samples"]["generator"]["num_samples"] == 50
 
 
 def test_recipe_preset_and_dataset_pipeline(tmp_path):
