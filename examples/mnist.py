@@ -60,12 +60,21 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except for flags whose default comes from the preset."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train a DCGAN on MNIST with ganlib and score it with the shipped "
-        "MNIST classifier. Flags left unset take the preset's value (recommended, or "
+        "MNIST classifier. Flags without a default below take the preset's value (recommended, or "
         f"--recipe). Recommended: {RECOMMENDED}. Recipe: {RECIPE}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--recipe", action="store_true", help="the reference recipe's settings")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -79,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data-dir",
         default=os.environ.get("GANLIB_DATA", "./data"),
-        help="folder with MNIST/raw/*-ubyte (default: $GANLIB_DATA or ./data); "
+        help="folder with MNIST/raw/*-ubyte, $GANLIB_DATA when set; "
         "downloaded there when missing and online",
     )
     parser.add_argument("--out", default="runs/mnist", help="output folder")
@@ -100,8 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--fast",
         action="store_true",
-        help="the Trainer's fast path: bf16 autocast, channels_last, torch.compile, "
-        "data held on the device (docs/performance.md)",
+        help="the Trainer's fast path: data held on the device, channels_last, "
+        "torch.compile, bf16 where the hardware has it (docs/performance.md)",
     )
     parser.add_argument("--resume", default=None, help="checkpoint to resume from")
     parser.add_argument("--max-steps", type=positive_int, default=None, help="stop early")
