@@ -32,6 +32,7 @@ VARIANTS = {
     "train-bce-lr-d-1e-4": [*TRAIN, "--loss", "bce", "--lr-d", "1e-4"],
     "train-bce-ttur": [*TRAIN, "--loss", "bce", "--lr-g", "1e-4", "--lr-d", "4e-4"],
     "train-bce-fast": [*TRAIN, "--loss", "bce", "--fast"],
+    "train-bce-ema-warmup": [*TRAIN, "--loss", "bce", "--ema-warmup"],
 }
 
 

@@ -107,6 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep an EMA generator (decay 0.999); grids and the headline score use it",
     )
     parser.add_argument(
+        "--ema-warmup",
+        action="store_true",
+        help="with --ema: ramp the decay up early in training (min(0.999, (1+n)/(10+n)))",
+    )
+    parser.add_argument(
         "--fast",
         action="store_true",
         help="the Trainer's fast path: data held on the device, channels_last, "
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)  # the networks' initialisation
     gan = DCGAN(image_size=28, channels=1, latent_dim=args.latent_dim, width=args.width)
     callbacks = [
-        *([EMA(decay=0.999)] if args.ema else []),
+        *([EMA(decay=0.999, warmup=args.ema_warmup)] if args.ema else []),
         SampleGrid(out, num_samples=50, nrow=10),
         MetricsLogger(out / "metrics.csv"),
         LossCurve(out / "loss_curve.png"),

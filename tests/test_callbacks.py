@@ -228,3 +228,15 @@ def test_model_checkpoint_skips_a_half_done_step(tmp_path, capsys):
         tiny_trainer([Boom(), checkpoints]).fit(data(), batch_size=8)
     assert checkpoints.saved[-1].endswith("step-0000002.ckpt")
     assert "in the middle of a step or its hooks" in capsys.readouterr().err
+
+
+def test_ema_decay_schedule_with_and_without_warmup():
+    plain = EMA(decay=0.999, start_step=2)
+    assert [plain.decay_at(s) for s in (1, 2, 3, 1000)] == [0.0, 0.0, 0.999, 0.999]
+    ramped = EMA(decay=0.999, start_step=2, warmup=True)
+    assert ramped.decay_at(2) == 0.0
+    assert ramped.decay_at(3) == pytest.approx(2 / 11)  # one step averaged
+    assert ramped.decay_at(102) == pytest.approx(101 / 110)
+    assert ramped.decay_at(100_000) == 0.999  # capped at decay
+    values = [ramped.decay_at(s) for s in range(3, 20_000, 97)]
+    assert values == sorted(values)  # never decreases

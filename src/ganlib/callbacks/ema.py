@@ -33,14 +33,24 @@ class EMA(Callback):
         decay: Weight of the old average, in [0, 1).
         start_step: Steps before averaging starts (the average tracks the weights until then).
         every_n_steps: Update every this many steps.
+        warmup: Ramp the decay up as ``min(decay, (1 + n) / (10 + n))`` over the
+            ``n`` steps averaged so far (TensorFlow's ``num_updates`` rule), so
+            early in training the average does not lag far behind.
     """
 
-    def __init__(self, decay: float = 0.999, start_step: int = 0, every_n_steps: int = 1) -> None:
+    def __init__(
+        self,
+        decay: float = 0.999,
+        start_step: int = 0,
+        every_n_steps: int = 1,
+        warmup: bool = False,
+    ) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"`decay` must be in [0, 1), got {decay}")
         self.decay = float(decay)
         self.start_step = check_int("start_step", start_step, 0)
         self.every_n_steps = check_int("every_n_steps", every_n_steps, 1)
+        self.warmup = bool(warmup)
         self.module: nn.Module | None = None
         self._pending: Mapping[str, Any] | None = None
 
@@ -82,7 +92,17 @@ class EMA(Callback):
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         step = trainer.state.step
         if step % self.every_n_steps == 0:
-            self.update(trainer.generator, self.decay if step > self.start_step else 0.0)
+            self.update(trainer.generator, self.decay_at(step))
+
+    def decay_at(self, step: int) -> float:
+        """The decay used at ``step``: 0 (copy) until ``start_step``, then ``decay``,
+        ramped up with ``warmup``."""
+        if step <= self.start_step:
+            return 0.0
+        if not self.warmup:
+            return self.decay
+        averaged = step - self.start_step
+        return min(self.decay, (1 + averaged) / (10 + averaged))
 
     @override
     def state_dict(self) -> dict[str, Any]:
