@@ -101,9 +101,10 @@ def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
     assert (out / "generated_epoch_001.png").exists() and (out / "generated_epoch_002.png").exists()
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2
     report = json.loads((out / "metrics.json").read_text())
-    assert report["headline"] == "generator"  # the recommended preset has no EMA
-    assert set(report["samples"]) == {"generator", "generator_eval"}
-    assert report["samples"]["generator"]["num_samples"] == 50
+    assert report["headline"] == "ema"  # the recommended preset keeps a warmed-up EMA
+    assert report["settings"]["ema"] and report["settings"]["ema_warmup"]
+    assert set(report["samples"]) == {"generator", "generator_eval", "ema", "ema_eval"}
+    assert report["samples"]["ema"]["num_samples"] == 50
 
 
 def test_recipe_preset_and_dataset_pipeline(tmp_path):
@@ -126,6 +127,7 @@ def test_recipe_preset_and_dataset_pipeline(tmp_path):
         "lr_g": 2e-4,
         "lr_d": 2e-4,
         "ema": False,
+        "ema_warmup": False,
         "epochs": 10,
         "batch_size": 50,
         "seed": 0,
