@@ -149,6 +149,10 @@ def test_sample_images_is_reproducible_counts_right_and_restores_mode():
     def noise(n, rng):
         return torch.ones(n, 3)
 
+    stats = generator[1].running_mean.clone()
+    list(sample_images(generator, 10, 3, batch_size=4, eval_mode=False))
+    assert torch.equal(generator[1].running_mean, stats)  # train mode leaves the stats alone
+
     fixed = torch.cat(list(sample_images(generator, 3, noise, eval_mode=True)))
     torch.testing.assert_close(fixed[0], fixed[2])
 

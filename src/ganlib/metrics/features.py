@@ -60,7 +60,8 @@ def sample_images(
     """Yield ``num_samples`` generated images in batches, reproducibly from ``seed``.
 
     Args:
-        generator: Maps latents to images; left in the train/eval mode it had.
+        generator: Maps latents to images; left in the train/eval mode, and with
+            the BatchNorm statistics, it had.
         num_samples: Total images.
         noise: The latent size (latents ~ N(0, I), shaped (B, noise)), or a
             function ``(n, torch_generator) -> latents``.
@@ -84,6 +85,8 @@ def sample_images(
     else:
         draw = noise
     was_training = generator.training
+    # Train-mode forwards update BatchNorm's running statistics: put them back after.
+    saved = [(b, b.clone()) for b in generator.buffers()] if not eval_mode else []
     generator.train(not eval_mode)
     try:
         for start in range(0, num_samples, batch_size):
@@ -91,3 +94,5 @@ def sample_images(
             yield generator(draw(n, rng)).float()
     finally:
         generator.train(was_training)
+        for buffer, value in saved:
+            buffer.copy_(value)
