@@ -3,6 +3,7 @@
     python examples/mnist.py --device cuda              # ganlib's recommended settings
     python examples/mnist.py --recipe                   # the reference recipe, exactly
     python examples/mnist.py --data-dir ../shared/data --max-steps 200   # a quick check
+    python examples/mnist.py --conditional              # choose the digit: row k = digit k
 
 Both presets share the recipe's network (28x28 DCGAN, latent 100, width 128, DCGAN
 init), Adam betas (0.5, 0.999), batch 50, 10 epochs and 50 fixed latents shown 10 per
@@ -10,6 +11,10 @@ row. --recipe is ../shared/SEED_RECIPE.md to the letter: the 10k test split in f
 order, BCE, learning rate 2e-4 for both networks, samples from the live generator.
 The recommended preset changes what docs/results.md measured to help (see
 RECOMMENDED below). Any flag given explicitly overrides the preset.
+
+--conditional trains DCGAN(num_classes=10) on (image, digit) pairs; its grids have
+one row per digit (10x10) and metrics.json adds the conditional accuracy: the share
+of samples the shipped classifier reads as the digit they were drawn for.
 
 Outputs in --out: real_samples.png, generated_epoch_NNN.png, overview.png,
 metrics.csv, loss_curve.png, checkpoints/, metrics.json (quality scores from
@@ -119,6 +124,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the Trainer's fast path: data held on the device, channels_last, "
         "torch.compile, bf16 where the hardware has it (docs/performance.md)",
     )
+    parser.add_argument(
+        "--conditional",
+        action="store_true",
+        help="class-conditional DCGAN: learn from (image, digit) pairs, draw chosen digits",
+    )
     parser.add_argument("--resume", default=None, help="checkpoint to resume from")
     parser.add_argument("--max-steps", type=positive_int, default=None, help="stop early")
     parser.add_argument(
@@ -146,10 +156,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def training_data(args: argparse.Namespace) -> Any:
-    """The training images: one in-memory tensor, or the recipe's Dataset pipeline."""
+    """The training images (with their digits for --conditional): in-memory tensors,
+    or the recipe's Dataset pipeline."""
     download = not args.no_download
     if args.num_workers == 0:
-        return load_mnist(args.data_dir, args.split, download=download)[0]
+        images, labels = load_mnist(args.data_dir, args.split, download=download)
+        return (images, labels) if args.conditional else images
     to_unit_range = transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.5, 0.5)])
     return mnist_dataset(args.data_dir, args.split, download=download, transform=to_unit_range)
 
@@ -197,6 +209,7 @@ def quality_report(
             args.eval_samples,
             lambda n, rng: gan.sample_noise(n, device, rng),
             eval_mode=eval_mode,
+            conditional=args.conditional,
         ).as_dict()
         for name, (module, eval_mode) in samplers.items()
     }
@@ -223,7 +236,13 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     torch.manual_seed(args.seed)  # the networks' initialisation
-    gan = DCGAN(image_size=28, channels=1, latent_dim=args.latent_dim, width=args.width)
+    gan = DCGAN(
+        image_size=28,
+        channels=1,
+        latent_dim=args.latent_dim,
+        width=args.width,
+        num_classes=10 if args.conditional else None,
+    )
     callbacks = [
         *([EMA(decay=0.999, warmup=args.ema_warmup)] if args.ema else []),
         SampleGrid(out, num_samples=50, nrow=10),
@@ -246,9 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         callbacks=callbacks,
     )
     preset = "recipe" if args.recipe else "recommended"
+    kind = "conditional DCGAN" if args.conditional else "DCGAN"
+    num_images = len(data[0]) if isinstance(data, tuple) else len(data)
     print(
-        f"training ({preset}: {args.split} split, loss {args.loss}, lr G {args.lr_g:g} "
-        f"D {args.lr_d:g}, ema {args.ema}) on {len(data)} MNIST images, {device}, "
+        f"training a {kind} ({preset}: {args.split} split, loss {args.loss}, lr G {args.lr_g:g} "
+        f"D {args.lr_d:g}, ema {args.ema}) on {num_images} MNIST images, {device}, "
         f"batch {args.batch_size}, {args.epochs} epochs -> {out}",
         flush=True,
     )
@@ -265,7 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
-    settings = {k: getattr(args, k) for k in (*RECIPE, "epochs", "batch_size", "seed", "fast")}
+    settings = {
+        k: getattr(args, k)
+        for k in (*RECIPE, "epochs", "batch_size", "seed", "fast", "conditional")
+    }
     summary = {
         "preset": preset,
         "settings": settings,
@@ -287,12 +311,15 @@ def main(argv: list[str] | None = None) -> int:
         report = quality_report(trainer, gan, args, reference, device)
         (out / "metrics.json").write_text(json.dumps({**summary, **report}, indent=2))
         best = report["samples"][report["headline"]]
+        accuracy = best["conditional_accuracy"]
         print(
             f"quality ({report['headline']}, {best['num_samples']} samples): "
             f"FD {best['fd']:.2f} = {report['fd_over_floor'][report['headline']]:.1f}x the "
             f"real-data floor {report['floor']['fd']:.2f}; {best['classes_covered']}/10 "
             f"classes; KL to uniform {best['kl_to_uniform']:.4f}; "
-            f"confidence {best['mean_confidence']:.3f}; images in {out}"
+            f"confidence {best['mean_confidence']:.3f}"
+            + (f"; conditional accuracy {accuracy:.1%}" if accuracy is not None else "")
+            + f"; images in {out}"
         )
     return 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from conftest import REPO_ROOT
 from ganlib.data import DataNotFoundError, fake_mnist, load_mnist
@@ -132,8 +133,27 @@ def test_recipe_preset_and_dataset_pipeline(tmp_path):
         "batch_size": 50,
         "seed": 0,
         "fast": False,
+        "conditional": False,
     }
     assert not (out / "metrics.json").exists()  # --eval-samples 0 skips scoring
+
+
+def test_conditional_run_draws_a_row_per_digit_and_reports_its_accuracy(tmp_path):
+    fake_mnist(tmp_path / "data", count=60)
+    out = tmp_path / "run"
+    result = run_example(
+        *("--data-dir", str(tmp_path / "data"), "--width", "2", "--latent-dim", "4"),
+        *("--out", str(out), "--conditional", "--max-steps", "3", "--eval-samples", "100"),
+        *("--device", "cpu", "--no-download"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "conditional accuracy" in result.stdout
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["settings"]["conditional"] is True
+    for scores in report["samples"].values():
+        assert 0.0 <= scores["conditional_accuracy"] <= 1.0
+    with Image.open(out / "generated_epoch_001.png") as grid:
+        assert grid.size == (10 * 30 + 2, 10 * 30 + 2)  # 10 digits x 10 latents, 28 px + 2
 
 
 @pytest.mark.parametrize(

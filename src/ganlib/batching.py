@@ -114,6 +114,11 @@ class BatchSource:
             )
 
     @property
+    def labels(self) -> Tensor | None:
+        """All labels of tensor data, else ``None``."""
+        return self._tensors[1] if self._tensors is not None else None
+
+    @property
     def iterable(self) -> bool:
         """True for iterable-style datasets, whose order the source cannot control."""
         return self._loader is not None and isinstance(self._loader.dataset, IterableDataset)
@@ -129,7 +134,8 @@ class BatchSource:
     def sample_item(self) -> Any:
         """One raw item or batch, to check the data before training starts."""
         if self._tensors is not None:
-            return self._tensors[0][:1]
+            images, labels = self._tensors
+            return images[:1] if labels is None else (images[:1], labels[:1])
         assert self._loader is not None
         if self.iterable:
             return next(iter(self._loader))

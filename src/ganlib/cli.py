@@ -43,19 +43,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample with BatchNorm running statistics (recomputed first with --ema); "
         "default: batch statistics, as during training",
     )
+    sample.add_argument(
+        "--label",
+        type=int,
+        default=None,
+        help="conditional models: draw every image of this class (default: row r shows "
+        "class r mod num_classes)",
+    )
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     return parser
+
+
+def requested_labels(
+    num_classes: int | None, num: int, nrow: int, label: int | None
+) -> torch.Tensor | None:
+    """The class of each image for a conditional model: ``label`` for all, or row r
+    showing class r mod num_classes; ``None`` for an unconditional one."""
+    if num_classes is None:
+        if label is not None:
+            raise ValueError("--label needs a conditional checkpoint (DCGAN(num_classes=K))")
+        return None
+    if label is not None:
+        if not 0 <= label < num_classes:
+            raise ValueError(f"--label must lie in [0, {num_classes}), got {label}")
+        return torch.full((num,), label)
+    return (torch.arange(num) // nrow) % num_classes
 
 
 def sample_command(args: argparse.Namespace) -> Path:
     device = resolve_device(args.device)
     gan = load_gan(args.checkpoint, ema=args.ema).to(device)
     generator = gan.generator
+    labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)
     if args.eval_mode and args.ema:  # the copied statistics do not fit averaged weights
         rng = torch.Generator(device=device).manual_seed(args.seed + 1)
-        recompute_batchnorm_stats(
-            generator, (gan.sample_noise(500, device, rng) for _ in range(20))
-        )
+
+        def batch() -> tuple[torch.Tensor, ...]:
+            z = gan.sample_noise(500, device, rng)
+            return (z,) if gan.num_classes is None else (z, gan.sample_labels(500, device, rng))
+
+        recompute_batchnorm_stats(generator, (batch() for _ in range(20)))
     images = torch.cat(
         list(
             sample_images(
@@ -65,6 +92,7 @@ def sample_command(args: argparse.Namespace) -> Path:
                 batch_size=max(args.num, 64),
                 seed=args.seed,
                 eval_mode=args.eval_mode,
+                labels=labels,
             )
         )
     )

@@ -19,7 +19,7 @@ from typing import Literal, Protocol, get_args, runtime_checkable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._validation import check_choice, check_positive_float
 
@@ -92,7 +92,7 @@ class LSGANLoss:
         return 0.5 * ((fake_logits - 1.0) ** 2).mean()
 
 
-def _input_gradients(discriminator: nn.Module, images: Tensor) -> Tensor:
+def _input_gradients(discriminator: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
     """d D(x) / d x for each image, flattened to (B, C*H*W), with a graph for backprop."""
     images = images.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator(images).sum(), images, create_graph=True)
@@ -115,7 +115,7 @@ class WGANGPLoss:
 
     def penalty(
         self,
-        discriminator: nn.Module,
+        discriminator: Callable[[Tensor], Tensor],
         real: Tensor,
         fake: Tensor,
         generator: torch.Generator | None = None,
@@ -153,7 +153,7 @@ class R1Penalty:
 
     def penalty(
         self,
-        discriminator: nn.Module,
+        discriminator: Callable[[Tensor], Tensor],
         real: Tensor,
         fake: Tensor,
         generator: torch.Generator | None = None,
@@ -194,7 +194,7 @@ def score_of(loss: AdversarialLoss) -> Callable[[Tensor], Tensor]:
 
 def penalty_of(
     loss: AdversarialLoss,
-) -> Callable[[nn.Module, Tensor, Tensor, torch.Generator | None], Tensor] | None:
+) -> Callable[[Callable[[Tensor], Tensor], Tensor, Tensor, torch.Generator | None], Tensor] | None:
     """The loss's ``penalty`` method, or ``None`` when it has none."""
     penalty = getattr(loss, "penalty", None)
     return penalty if callable(penalty) else None

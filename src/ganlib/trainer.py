@@ -10,11 +10,17 @@ Metrics of every step: ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` (D's mean
 score on real and fake before its step: a probability for BCE, the raw score
 otherwise) and ``d_fake_after`` (the same fakes after D's step). If D is not
 learning, ``d_fake`` and ``d_fake_after`` stay equal.
+
+A conditional model (one with a ``num_classes`` attribute, such as
+``DCGAN(num_classes=K)``) is trained on (images, labels) batches: D sees real
+images with their labels, and every batch of fakes is made for labels drawn
+uniformly from the trainer's seeded stream.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import signal
 import sys
@@ -43,6 +49,7 @@ from .checkpoint import (
 )
 from .device import resolve_device
 from .losses import AdversarialLoss, LossName, get_loss, penalty_of, score_of
+from .models.dcgan import check_labels
 
 __all__ = ["DEFAULT_MAX_EPOCHS", "Precision", "Trainer", "TrainerState"]
 
@@ -162,7 +169,9 @@ class Trainer:
     Args:
         gan: A :class:`ganlib.DCGAN`, any object with ``.generator``,
             ``.discriminator`` and ``.sample_noise(n, device, generator)``, or a
-            tuple ``(generator, discriminator, latent_dim_or_sampler)``.
+            tuple ``(generator, discriminator, latent_dim_or_sampler)``. An object
+            whose ``num_classes`` is an integer is trained class-conditionally:
+            ``generator(z, labels)`` and ``discriminator(images, labels)``.
         loss: ``"bce"`` (the recipe), ``"hinge"``, ``"wgan-gp"``, ``"lsgan"``, or a
             loss object (see :mod:`ganlib.losses`).
         g_optimizer: Optimizer for G, a function ``params -> Optimizer``, or
@@ -212,6 +221,8 @@ class Trainer:
     ) -> None:
         self.gan = gan
         self.generator, self.discriminator, self._sample_noise = _unpack_gan(gan)
+        num_classes = getattr(gan, "num_classes", None)
+        self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, 1)
         if isinstance(loss, str):
             self.loss: AdversarialLoss = get_loss(loss)  # type: ignore[arg-type]
         elif isinstance(loss, AdversarialLoss):
@@ -341,11 +352,11 @@ class Trainer:
         state = self.state
         if state.batch_in_epoch == 0:
             self.callbacks.call("on_epoch_start", self)
-        for images, _labels in source.epoch(state.epoch, start=state.batch_in_epoch):
+        for images, labels in source.epoch(state.epoch, start=state.batch_in_epoch):
             # A step spans its hooks: until on_batch_end is through, its state is half-made.
             self._in_step = True
             self.callbacks.call("on_batch_start", self, images)
-            metrics = self._train_step(images)
+            metrics = self._train_step(images, labels if self.num_classes is not None else None)
             state.step += 1
             state.batch_in_epoch += 1
             state.metrics = metrics
@@ -377,6 +388,26 @@ class Trainer:
         by default, the trainer's own seeded random stream."""
         return self._sample_noise(n, self.device, generator or self.noise_rng)
 
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform class labels for ``n`` fakes of a conditional model, drawn from
+        ``generator`` or the trainer's own random stream.
+
+        Raises:
+            ValueError: For an unconditional model.
+        """
+        if self.num_classes is None:
+            raise ValueError("sample_labels needs a conditional model (one with num_classes)")
+        rng = generator or self.noise_rng
+        return torch.randint(self.num_classes, (n,), device=self.device, generator=rng)
+
+    def generator_inputs(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, ...]:
+        """What the generator takes for ``n`` images: ``(latents,)``, or ``(latents,
+        labels)`` for a conditional model, drawn from ``generator`` or the trainer's stream."""
+        z = self.sample_noise(n, generator)
+        return (z,) if self.num_classes is None else (z, self.sample_labels(n, generator))
+
     def _optimizer_step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -385,29 +416,35 @@ class Trainer:
         self.callbacks.call("on_before_optimizer_step", self, network, optimizer)
         self.scaler.step(optimizer)
 
-    def _train_step(self, real: Tensor) -> dict[str, float]:
+    def _train_step(self, real: Tensor, labels: Tensor | None = None) -> dict[str, float]:
+        """One D/G step; ``labels`` are the real images' classes for a conditional model."""
         G, D, batch = self._G, self._D, real.shape[0]
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
+        real_cond = () if labels is None else (labels,)  # extra arguments of D on real images
+        penalized_d: Callable[[Tensor], Tensor] = self.discriminator
+        if labels is not None:  # interpolates and R1 points are scored with the real labels
+            penalized_d = functools.partial(self.discriminator, labels=labels)
         for d_step in range(self.d_steps):
-            z = self.sample_noise(batch)
+            g_inputs = self.generator_inputs(batch)
+            fake_cond = g_inputs[1:]  # the fakes' labels, if any
             with self._autocast():
                 # Only the last D step's fakes are reused by G, so only they keep a graph.
                 with torch.set_grad_enabled(d_step == self.d_steps - 1):
-                    fake = G(z)
+                    fake = G(*g_inputs)
                 # Separate forward passes: BatchNorm never mixes real and fake.
-                real_logits = D(real)
-                fake_logits = D(fake.detach())
+                real_logits = D(real, *real_cond)
+                fake_logits = D(fake.detach(), *fake_cond)
                 loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
                 if self._penalty is not None:
                     # Penalties differentiate twice: the uncompiled network.
-                    loss_d = loss_d + self._penalty(self.discriminator, real, fake, self.noise_rng)
+                    loss_d = loss_d + self._penalty(penalized_d, real, fake, self.noise_rng)
             self._optimizer_step(loss_d, self.d_optimizer, "discriminator")
 
         self.discriminator.requires_grad_(False)  # G's backward needs no grads for D's weights
         try:
             with self._autocast():
-                after_logits = D(fake)
+                after_logits = D(fake, *fake_cond)
                 loss_g = self.loss.generator_loss(after_logits)
             self._optimizer_step(loss_g, self.g_optimizer, "generator")
         finally:
@@ -447,7 +484,16 @@ class Trainer:
                 f"`data` has {source.dataset_size} images, fewer than one batch of "
                 f"{source.batch_size} with drop_last=True"
             )
-        images, _ = split_batch(source.sample_item())
+        images, labels = split_batch(source.sample_item())
+        if self.num_classes is not None:
+            if labels is None:
+                raise ValueError(
+                    f"the model is conditional (num_classes={self.num_classes}) but `data` has "
+                    "no labels: pass (images, labels) tensors or a Dataset of (image, label)"
+                )
+            # Tensor data: every label, once (the model itself checks only CPU batches).
+            all_labels = source.labels if source.labels is not None else labels.reshape(-1)
+            check_labels(all_labels, self.num_classes)
         expected = self.image_shape()
         if images.dim() < 3 or tuple(images.shape[-3:]) != expected:
             raise ValueError(

@@ -84,8 +84,8 @@ class EMA(Callback):
         """
         assert self.module is not None, "the EMA starts at on_fit_start"
         rng = torch.Generator(device=trainer.device).manual_seed(trainer.seed + 2)
-        latents = (trainer.sample_noise(batch_size, rng) for _ in range(num_batches))
-        recompute_batchnorm_stats(self.module, latents)
+        inputs = (trainer.generator_inputs(batch_size, rng) for _ in range(num_batches))
+        recompute_batchnorm_stats(self.module, inputs)
         return self.module
 
     @override

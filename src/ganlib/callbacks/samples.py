@@ -26,15 +26,18 @@ __all__ = ["SampleGrid", "generate"]
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, latents: Tensor, eval_mode: bool = False) -> Tensor:
-    """Images from ``latents``, without gradients; ``eval_mode`` uses BatchNorm's running stats.
+def generate(
+    generator: nn.Module, latents: Tensor, eval_mode: bool = False, labels: Tensor | None = None
+) -> Tensor:
+    """Images from ``latents`` (and ``labels``, for a conditional generator), without
+    gradients; ``eval_mode`` uses BatchNorm's running stats.
 
     The generator's train/eval mode is restored afterwards.
     """
     was_training = generator.training
     generator.train(not eval_mode)
     try:
-        return generator(latents).float()
+        return generator(latents, *(() if labels is None else (labels,))).float()
     finally:
         generator.train(was_training)
 
@@ -59,9 +62,14 @@ class SampleGrid(Callback):
     The fixed noise is drawn once from the trainer's seed and kept in checkpoints,
     so a resumed run keeps drawing the same latents.
 
+    For a conditional model the grid has one row per class, row ``k`` showing
+    class ``k``; each column keeps one latent across the rows, so a column shows
+    one "style" in every class.
+
     Args:
         out_dir: Folder for the images.
-        num_samples: Images per grid (the recipe: 50).
+        num_samples: Images per grid (the recipe: 50); a conditional model's grid
+            has ``num_classes * nrow`` instead.
         nrow: Images per row (the recipe: 10).
         every_n_epochs: Epochs between grids.
         save_real: Save the first real batch.
@@ -94,6 +102,7 @@ class SampleGrid(Callback):
         self.use_ema = use_ema
         self.eval_mode = eval_mode
         self.noise: Tensor | None = None
+        self.labels: Tensor | None = None  # row classes, for a conditional model
         self._real_saved = False
 
     @property
@@ -114,13 +123,21 @@ class SampleGrid(Callback):
         """The generator's images for the fixed noise."""
         assert self.noise is not None
         module = self._sampler(trainer)
-        return generate(module, self.noise.to(trainer.device), self.eval_mode)
+        labels = None if self.labels is None else self.labels.to(trainer.device)
+        return generate(module, self.noise.to(trainer.device), self.eval_mode, labels)
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
-        if self.noise is None:
-            rng = torch.Generator(device=trainer.device).manual_seed(trainer.seed + 1)
+        if self.noise is not None:
+            return
+        rng = torch.Generator(device=trainer.device).manual_seed(trainer.seed + 1)
+        if trainer.num_classes is None:
             self.noise = trainer.sample_noise(self.num_samples, rng).cpu()
+            return
+        # One row per class; column j keeps latent j in every row.
+        row = trainer.sample_noise(self.nrow, rng).cpu()
+        self.noise = row.repeat(trainer.num_classes, *[1] * (row.dim() - 1))
+        self.labels = torch.arange(trainer.num_classes).repeat_interleave(self.nrow)
 
     @override
     def on_batch_start(self, trainer: Trainer, images: Any) -> None:
@@ -161,9 +178,10 @@ class SampleGrid(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"noise": self.noise, "real_saved": self._real_saved}
+        return {"noise": self.noise, "labels": self.labels, "real_saved": self._real_saved}
 
     @override
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         self.noise = state_dict["noise"]
+        self.labels = state_dict.get("labels")  # (absent from older checkpoints)
         self._real_saved = bool(state_dict["real_saved"])

@@ -56,6 +56,7 @@ def sample_images(
     batch_size: int = 500,
     seed: int = 0,
     eval_mode: bool = False,
+    labels: Tensor | None = None,
 ) -> Iterator[Tensor]:
     """Yield ``num_samples`` generated images in batches, reproducibly from ``seed``.
 
@@ -69,9 +70,19 @@ def sample_images(
             batch's statistics, so keep it large (hundreds).
         seed: Seed of the latents.
         eval_mode: Sample with BatchNorm's running statistics.
+        labels: For a conditional generator, the class of every image, shaped
+            (num_samples,); image ``i`` is drawn for ``labels[i]``.
+
+    Raises:
+        ValueError: If ``labels`` does not hold one label per image.
     """
     check_int("num_samples", num_samples, 1)
     check_int("batch_size", batch_size, 1)
+    if labels is not None and tuple(labels.shape) != (num_samples,):
+        raise ValueError(
+            f"`labels` must hold one class per image, shaped ({num_samples},), "
+            f"got {tuple(labels.shape)}"
+        )
     parameter = next(generator.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     rng = torch.Generator(device=device).manual_seed(seed)
@@ -91,7 +102,8 @@ def sample_images(
     try:
         for start in range(0, num_samples, batch_size):
             n = min(batch_size, num_samples - start)
-            yield generator(draw(n, rng)).float()
+            batch_labels = () if labels is None else (labels[start : start + n].to(device),)
+            yield generator(draw(n, rng), *batch_labels).float()
     finally:
         generator.train(was_training)
         for buffer, value in saved:

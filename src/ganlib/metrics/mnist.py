@@ -35,6 +35,8 @@ class MNISTScores:
         classifier_score: ``exp(E_x KL(p(y|x) || p(y)))``, the "inception
             score" with this classifier, between 1 and 10.
         num_samples: Images scored.
+        conditional_accuracy: For images drawn for requested classes: the share
+            the classifier assigns to the requested class; ``None`` otherwise.
     """
 
     fd: float
@@ -43,6 +45,7 @@ class MNISTScores:
     mean_confidence: float
     classifier_score: float
     num_samples: int
+    conditional_accuracy: float | None = None
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -105,14 +108,31 @@ class MNISTEvaluator:
         return embed(self.classifier.embed, images, batch_size=self.batch_size, device=self.device)
 
     @torch.no_grad()
-    def score(self, images: Tensor | Iterable[Tensor]) -> MNISTScores:
-        """Scores of (N, 1, 28, 28) images in [-1, 1], or of an iterable of batches."""
+    def score(
+        self, images: Tensor | Iterable[Tensor], requested: Tensor | None = None
+    ) -> MNISTScores:
+        """Scores of (N, 1, 28, 28) images in [-1, 1], or of an iterable of batches.
+
+        Args:
+            images: The images.
+            requested: The class each image was generated for, shaped (N,), to
+                measure the conditional accuracy.
+        """
         features = self._features(images)
         head = self.classifier.head
         logits = head(features.to(device=self.device, dtype=head.weight.dtype)).cpu()
+        accuracy = None
+        if requested is not None:
+            if tuple(requested.shape) != (len(logits),):
+                raise ValueError(
+                    f"`requested` must hold one class per image, shaped ({len(logits)},), "
+                    f"got {tuple(requested.shape)}"
+                )
+            accuracy = float((logits.argmax(1) == requested.cpu()).double().mean())
         return MNISTScores(
             fd=frechet_distance(features, self.reference),
             num_samples=len(features),
+            conditional_accuracy=accuracy,
             **class_scores(logits),  # type: ignore[arg-type]
         )
 
@@ -124,8 +144,15 @@ class MNISTEvaluator:
         *,
         seed: int = 0,
         eval_mode: bool = False,
+        conditional: bool = False,
     ) -> MNISTScores:
-        """Scores of ``num_samples`` images drawn from ``generator`` (see :func:`sample_images`)."""
+        """Scores of ``num_samples`` images drawn from ``generator`` (see :func:`sample_images`).
+
+        With ``conditional``, the generator takes labels: image ``i`` is drawn for
+        digit ``i % 10`` (every digit equally often) and the scores include the
+        conditional accuracy.
+        """
+        requested = torch.arange(num_samples) % NUM_CLASSES if conditional else None
         batches = sample_images(
             generator,
             num_samples,
@@ -133,8 +160,9 @@ class MNISTEvaluator:
             batch_size=self.batch_size,
             seed=seed,
             eval_mode=eval_mode,
+            labels=requested,
         )
-        return self.score(batches)
+        return self.score(batches, requested)
 
     def floor(self, real: Tensor, num_samples: int = 10_000, seed: int = 0) -> MNISTScores:
         """Scores of ``num_samples`` real images (a random subset of ``real``, normally

@@ -1,6 +1,14 @@
 """Network builders."""
 
-from .dcgan import DCGAN, Discriminator, Generator, LayerStep, size_plan, stage_widths
+from .dcgan import (
+    DCGAN,
+    Discriminator,
+    Generator,
+    LayerStep,
+    check_labels,
+    size_plan,
+    stage_widths,
+)
 from .norm import recompute_batchnorm_stats
 
 __all__ = [
@@ -8,6 +16,7 @@ __all__ = [
     "Discriminator",
     "Generator",
     "LayerStep",
+    "check_labels",
     "recompute_batchnorm_stats",
     "size_plan",
     "stage_widths",

@@ -8,6 +8,10 @@ with a (kernel = that size, stride 1, padding 0) transposed convolution. The
 discriminator mirrors the generator and ends in a (kernel = start size)
 convolution to one logit. For 28 this gives 1 -> 3 -> 7 -> 14 -> 28, for 64
 the DCGAN paper's 1 -> 4 -> 8 -> 16 -> 32 -> 64.
+
+With ``num_classes`` the pair is class-conditional: the generator joins a
+learned label embedding to the latent before its first layer, and the
+discriminator adds a projection term (Miyato & Koyama, 2018) to its logit.
 """
 
 from __future__ import annotations
@@ -16,12 +20,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .._validation import check_int
 from ..init import InitScheme, init_weights_
 
-__all__ = ["DCGAN", "Discriminator", "Generator", "LayerStep", "size_plan", "stage_widths"]
+__all__ = [
+    "DCGAN",
+    "Discriminator",
+    "Generator",
+    "LayerStep",
+    "check_labels",
+    "size_plan",
+    "stage_widths",
+]
 
 MIN_IMAGE_SIZE = 5
 
@@ -81,11 +93,63 @@ def stage_widths(num_stages: int, width: int, max_width: int | None) -> list[int
     return [min(w, max_width) if max_width is not None else w for w in widths]
 
 
+def check_labels(labels: Any, num_classes: int | None, batch: int | None = None) -> Tensor | None:
+    """Class labels checked for a model with ``num_classes`` classes (``None``: unconditional).
+
+    Args:
+        labels: Integer class indices shaped (B,), or ``None``.
+        num_classes: The model's classes; ``None`` for an unconditional model.
+        batch: The batch size the labels must match, when known.
+
+    Returns:
+        The labels as int64 (``None`` for an unconditional model).
+
+    Raises:
+        ValueError: Labels missing for a conditional model, given to an
+            unconditional one, of the wrong shape, or out of ``[0, num_classes)``.
+        TypeError: Labels that are not an integer tensor.
+
+    The range check reads the values, so it runs only where that costs no device
+    synchronisation: on CPU tensors, outside ``torch.compile``. The Trainer checks
+    a data set's labels once before training, on any device.
+    """
+    if num_classes is None:
+        if labels is not None:
+            raise ValueError(
+                "`labels` given to an unconditional model; build it with "
+                "DCGAN(num_classes=K) to condition on classes"
+            )
+        return None
+    if labels is None:
+        raise ValueError(
+            f"`labels` are required: the model is conditional (num_classes={num_classes}); "
+            "train on (images, labels) batches and pass labels when sampling"
+        )
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"`labels` must be a tensor of class indices, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(
+            f"`labels` must be integer class indices in [0, {num_classes}) (not one-hot or "
+            f"scores), got dtype {labels.dtype}"
+        )
+    if labels.dim() != 1 or (batch is not None and labels.shape[0] != batch):
+        expected = f"({batch},)" if batch is not None else "(B,)"
+        raise ValueError(f"`labels` must be shaped {expected}, got {tuple(labels.shape)}")
+    if labels.device.type == "cpu" and not torch.compiler.is_compiling() and labels.numel():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"`labels` must lie in [0, {num_classes}), got values from {low} to {high}"
+            )
+    return labels.long()
+
+
 class Generator(nn.Module):
     """DCGAN generator: latent (B, latent_dim) or (B, latent_dim, 1, 1) -> images in [-1, 1].
 
     Built by :class:`DCGAN`; ReLU and BatchNorm after every layer but the
-    last, which ends in Tanh.
+    last, which ends in Tanh. A conditional generator (``num_classes``) also
+    takes labels (B,) and feeds ``[z, embedding(labels)]`` to its first layer.
     """
 
     def __init__(
@@ -95,12 +159,18 @@ class Generator(nn.Module):
         latent_dim: int,
         channels: int,
         bias: bool = True,
+        num_classes: int | None = None,
+        embedding_dim: int = 0,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         self.image_shape = (channels, steps[-1].out_size, steps[-1].out_size)
+        if num_classes is not None:
+            # N(0, 1) rows (PyTorch's default): the label enters on the latent's scale.
+            self.label_embedding = nn.Embedding(num_classes, embedding_dim)
         layers: list[nn.Module] = []
-        in_channels = latent_dim
+        in_channels = latent_dim + (embedding_dim if num_classes is not None else 0)
         for index, step in enumerate(steps):
             is_output = index == len(steps) - 1
             out_channels = channels if is_output else widths[index]
@@ -117,14 +187,19 @@ class Generator(nn.Module):
             in_channels = out_channels
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         flat = z.dim() == 2 and z.shape[1] == self.latent_dim
         if not flat and (z.dim() != 4 or z.shape[1:] != (self.latent_dim, 1, 1)):
             raise ValueError(
                 f"generator input must be shaped (B, {self.latent_dim}) or "
                 f"(B, {self.latent_dim}, 1, 1), got {tuple(z.shape)}"
             )
-        return self.net(z[:, :, None, None] if flat else z)  # (B, latent_dim, 1, 1) -> images
+        z = z[:, :, None, None] if flat else z  # (B, latent_dim, 1, 1)
+        labels = check_labels(labels, self.num_classes, z.shape[0])
+        if labels is not None:
+            # (B, latent_dim + embedding_dim, 1, 1)
+            z = torch.cat([z, self.label_embedding(labels)[:, :, None, None].to(z.dtype)], 1)
+        return self.net(z)
 
 
 class Discriminator(nn.Module):
@@ -132,12 +207,24 @@ class Discriminator(nn.Module):
 
     The mirror of :class:`Generator`: LeakyReLU(0.2) throughout, BatchNorm on
     every hidden layer but the input one, no final Sigmoid (losses take logits).
+
+    A conditional discriminator (``num_classes``) also takes labels (B,) and adds
+    the projection term ``<embedding(label), h>`` to the logit, where ``h`` is the
+    flattened last hidden feature map, the same vector the final convolution reads
+    (Miyato & Koyama, 2018). The embedding starts at zero, so a new conditional D
+    scores exactly as the unconditional one and learns the class term.
     """
 
     def __init__(
-        self, steps: list[LayerStep], widths: list[int], channels: int, bias: bool = True
+        self,
+        steps: list[LayerStep],
+        widths: list[int],
+        channels: int,
+        bias: bool = True,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
         self.image_shape = (channels, steps[-1].out_size, steps[-1].out_size)
         layers: list[nn.Module] = []
         in_channels = channels
@@ -156,9 +243,18 @@ class Discriminator(nn.Module):
         # (B, widths[0], start, start) -> (B, 1, 1, 1)
         layers.append(nn.Conv2d(in_channels, 1, steps[0].kernel, 1, 0, bias=bias))
         self.net = nn.Sequential(*layers)
+        if num_classes is not None:
+            self.projection = nn.Embedding(num_classes, in_channels * steps[0].kernel ** 2)
+            nn.init.zeros_(self.projection.weight)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images).flatten()  # (B, 1, 1, 1) -> (B,)
+    def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        labels = check_labels(labels, self.num_classes, images.shape[0])
+        if labels is None:
+            return self.net(images).flatten()  # (B, 1, 1, 1) -> (B,)
+        features = self.net[:-1](images)  # (B, widths[0], start, start)
+        logits = self.net[-1](features).flatten()
+        projection = self.projection(labels).to(features.dtype)  # (B, widths[0] * start**2)
+        return logits + (projection * features.flatten(1)).sum(1)
 
 
 class DCGAN(nn.Module):
@@ -180,12 +276,19 @@ class DCGAN(nn.Module):
             layer toward the latent doubles it.
         max_width: Optional cap on any layer's feature channels.
         bias: Whether convolutions keep their bias (the recipe keeps it).
+        num_classes: Make the pair class-conditional on labels in
+            ``[0, num_classes)``: ``generator(z, labels)``, ``discriminator(x, labels)``.
+            ``None`` (the default) builds the unconditional pair, unchanged.
+        embedding_dim: Size of the generator's label embedding, joined to the
+            latent; ``num_classes`` by default (the first layer is linear in its
+            input, so a larger embedding adds no expressiveness).
         init: Initialisation scheme for both networks, or ``None`` to skip.
         init_generator: Random source for a reproducible initialisation.
 
     Attributes:
         generator: The :class:`Generator`.
         discriminator: The :class:`Discriminator`.
+        num_classes: The classes of a conditional pair, else ``None``.
 
     Raises:
         TypeError: If a size argument is not an integer.
@@ -194,6 +297,9 @@ class DCGAN(nn.Module):
     Example:
         >>> gan = DCGAN(image_size=28)
         >>> gan.generator(gan.sample_noise(2)).shape
+        torch.Size([2, 1, 28, 28])
+        >>> cgan = DCGAN(num_classes=10)
+        >>> cgan.generator(cgan.sample_noise(2), torch.tensor([3, 7])).shape
         torch.Size([2, 1, 28, 28])
     """
 
@@ -206,6 +312,8 @@ class DCGAN(nn.Module):
         *,
         max_width: int | None = None,
         bias: bool = True,
+        num_classes: int | None = None,
+        embedding_dim: int | None = None,
         init: InitScheme | None = "dcgan",
         init_generator: torch.Generator | None = None,
     ) -> None:
@@ -216,8 +324,16 @@ class DCGAN(nn.Module):
         check_int("width", width, 1)
         if max_width is not None:
             check_int("max_width", max_width, 1)
+        if num_classes is not None:
+            check_int("num_classes", num_classes, 1)
+            embedding_dim = check_int(
+                "embedding_dim", num_classes if embedding_dim is None else embedding_dim, 1
+            )
+        elif embedding_dim is not None:
+            raise ValueError("`embedding_dim` is for conditional models: give num_classes too")
         widths = stage_widths(len(steps) - 1, width, max_width)
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         self.image_shape = (channels, image_size, image_size)
         self.config: dict[str, Any] = dict(
             image_size=image_size,
@@ -227,10 +343,16 @@ class DCGAN(nn.Module):
             max_width=max_width,
             bias=bias,
         )
-        self.generator = Generator(steps, widths, latent_dim, channels, bias)
-        self.discriminator = Discriminator(steps, widths, channels, bias)
-        if init is not None:
+        if num_classes is not None:  # (unconditional configs stay as they were)
+            self.config.update(num_classes=num_classes, embedding_dim=embedding_dim)
+        self.generator = Generator(
+            steps, widths, latent_dim, channels, bias, num_classes, embedding_dim or 0
+        )
+        self.discriminator = Discriminator(steps, widths, channels, bias, num_classes)
+        if init is not None:  # (schemes leave embeddings alone)
             init_weights_(self, init, generator=init_generator)
+        if num_classes is not None and init_generator is not None:
+            nn.init.normal_(self.generator.label_embedding.weight, generator=init_generator)
 
     def sample_noise(
         self,
@@ -249,6 +371,24 @@ class DCGAN(nn.Module):
         if device is None:
             device = next(self.generator.parameters()).device
         return torch.randn(n, self.latent_dim, device=device, generator=generator)
+
+    def sample_labels(
+        self,
+        n: int,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Draw ``n`` class labels uniformly from ``[0, num_classes)``.
+
+        Raises:
+            ValueError: For an unconditional model.
+        """
+        check_int("n", n, 1)
+        if self.num_classes is None:
+            raise ValueError("sample_labels needs a conditional model (DCGAN(num_classes=K))")
+        if device is None:
+            device = next(self.generator.parameters()).device
+        return torch.randint(self.num_classes, (n,), device=device, generator=generator)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{key}={value}" for key, value in self.config.items())

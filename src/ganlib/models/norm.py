@@ -11,7 +11,9 @@ __all__ = ["recompute_batchnorm_stats"]
 
 
 @torch.no_grad()
-def recompute_batchnorm_stats(module: nn.Module, inputs: Iterable[Tensor]) -> int:
+def recompute_batchnorm_stats(
+    module: nn.Module, inputs: Iterable[Tensor | tuple[Tensor, ...]]
+) -> int:
     """Replace every BatchNorm's running mean and variance by their exact average
     over forward passes of ``inputs``, leaving the weights untouched.
 
@@ -21,7 +23,8 @@ def recompute_batchnorm_stats(module: nn.Module, inputs: Iterable[Tensor]) -> in
 
     Args:
         module: The network; its train/eval mode is restored afterwards.
-        inputs: Batches to run (for a generator: latents).
+        inputs: Batches to run (for a generator: latents), each a tensor or a
+            tuple of the module's arguments (latents and labels).
 
     Returns:
         The number of batches run.
@@ -39,7 +42,7 @@ def recompute_batchnorm_stats(module: nn.Module, inputs: Iterable[Tensor]) -> in
     count = 0
     try:
         for batch in inputs:
-            module(batch)
+            module(*batch) if isinstance(batch, tuple) else module(batch)
             count += 1
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):
