@@ -267,12 +267,20 @@ def main(argv: list[str] | None = None) -> int:
     preset = "recipe" if args.recipe else "recommended"
     kind = "conditional DCGAN" if args.conditional else "DCGAN"
     num_images = len(data[0]) if isinstance(data, tuple) else len(data)
-    print(
-        f"training a {kind} ({preset}: {args.split} split, loss {args.loss}, lr G {args.lr_g:g} "
-        f"D {args.lr_d:g}, ema {args.ema}) on {num_images} MNIST images, {device}, "
-        f"batch {args.batch_size}, {args.epochs} epochs -> {out}",
-        flush=True,
-    )
+    world = trainer.world  # under torchrun: rank 0 prints, writes and scores
+    if world.is_main:
+        if world.distributed:
+            print(
+                f"distributed: {world.world_size} processes, global batch "
+                f"{args.batch_size * world.world_size} ({args.batch_size} per process)",
+                flush=True,
+            )
+        print(
+            f"training a {kind} ({preset}: {args.split} split, loss {args.loss}, "
+            f"lr G {args.lr_g:g} D {args.lr_d:g}, ema {args.ema}) on {num_images} MNIST "
+            f"images, {trainer.device}, batch {args.batch_size}, {args.epochs} epochs -> {out}",
+            flush=True,
+        )
     started = time.perf_counter()
     try:
         state = trainer.fit(
@@ -286,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
+    if not world.is_main:
+        return 0
     settings = {
         k: getattr(args, k)
         for k in (*RECIPE, "epochs", "batch_size", "seed", "fast", "conditional")
@@ -296,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": state.step,
         "epochs": state.epoch,
         "seconds": round(seconds, 2),
-        "device": str(device),
+        "device": str(trainer.device),
+        "world_size": world.world_size,
         "final_metrics": state.metrics,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -308,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     if reference is not None:
-        report = quality_report(trainer, gan, args, reference, device)
+        report = quality_report(trainer, gan, args, reference, trainer.device)
         (out / "metrics.json").write_text(json.dumps({**summary, **report}, indent=2))
         best = report["samples"][report["headline"]]
         accuracy = best["conditional_accuracy"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, RandomSampler
 
 __all__ = ["Batch", "BatchSource", "epoch_seed", "split_batch"]
 
@@ -57,6 +57,11 @@ class BatchSource:
         device: Where batches are delivered.
         preload: Move tensor data to ``device`` once and gather batches there
             (the order is the same as without it).
+        rank: This process's rank when training in several processes.
+        world_size: Number of processes; above 1, each epoch's order is split
+            among them as :class:`~torch.utils.data.DistributedSampler` splits it
+            (shuffled from ``seed + epoch``, padded so every rank gets as many
+            batches); a DataLoader's own sampler is replaced by that split.
 
     Raises:
         TypeError: For data of another kind.
@@ -73,8 +78,12 @@ class BatchSource:
         seed: int,
         device: torch.device,
         preload: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
         self.device = device
         self._tensors: tuple[Tensor, Tensor | None] | None = None
         self._loader: DataLoader[Any] | None = None
@@ -96,6 +105,9 @@ class BatchSource:
             self._loader = data
             self.batch_size = data.batch_size or 1
             self.dataset_size = _length(data.dataset)
+            if world_size > 1:  # the split replaces the loader's sampler
+                self.shuffle = isinstance(data.sampler, RandomSampler)
+                self.drop_last = data.drop_last
         elif isinstance(data, Dataset):
             self.dataset_size = _length(data)
             self._loader = DataLoader(
@@ -112,6 +124,11 @@ class BatchSource:
                 "`data` must be a tensor of images, an (images, labels) pair of tensors, "
                 f"a Dataset or a DataLoader, got {type(data).__name__}"
             )
+        if world_size > 1 and self.iterable:
+            raise ValueError(
+                "an iterable-style dataset cannot be split among processes by ganlib; "
+                "use a map-style Dataset, or shard it yourself and train with strategy='single'"
+            )
 
     @property
     def labels(self) -> Tensor | None:
@@ -125,8 +142,9 @@ class BatchSource:
 
     def __len__(self) -> int:
         """Batches per epoch (raises ``TypeError`` for iterable datasets without a length)."""
-        if self._tensors is not None:
-            n, b = len(self._tensors[0]), self.batch_size
+        if self._tensors is not None or self.world_size > 1:
+            assert self.dataset_size is not None
+            n, b = -(-self.dataset_size // self.world_size), self.batch_size  # per rank
             return n // b if self.drop_last else -(-n // b)
         assert self._loader is not None
         return len(self._loader)
@@ -142,6 +160,8 @@ class BatchSource:
         return self._loader.dataset[0]
 
     def _index_batches(self, epoch: int) -> list[Any]:
+        if self.world_size > 1:
+            return self._shard_batches(epoch)
         if self._tensors is not None:
             n = len(self._tensors[0])
             if self.shuffle:
@@ -159,6 +179,24 @@ class BatchSource:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(epoch_seed(self.seed, epoch))
             return list(iter(self._loader.batch_sampler))
+
+    def _shard_batches(self, epoch: int) -> list[Any]:
+        """This rank's batches of ``epoch``: DistributedSampler's split of the data."""
+        assert self.dataset_size is not None
+        sampler: DistributedSampler[int] = DistributedSampler(
+            range(self.dataset_size),  # type: ignore[arg-type]  # (any sized sequence does)
+            num_replicas=self.world_size,
+            rank=self.rank,
+            shuffle=self.shuffle,
+            seed=self.seed,
+        )
+        sampler.set_epoch(epoch)
+        batches = list(torch.tensor(list(sampler)).split(self.batch_size))
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        if self._tensors is not None:
+            return [b.to(self._tensors[0].device) for b in batches]
+        return [b.tolist() for b in batches]
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """The batches of ``epoch`` (0-based) from batch index ``start`` on, on the device."""

@@ -15,12 +15,19 @@ A conditional model (one with a ``num_classes`` attribute, such as
 ``DCGAN(num_classes=K)``) is trained on (images, labels) batches: D sees real
 images with their labels, and every batch of fakes is made for labels drawn
 uniformly from the trainer's seeded stream.
+
+Under ``torchrun`` each process trains on its shard of every epoch with G and D
+wrapped in DistributedDataParallel (see :mod:`ganlib.distributed` and
+docs/distributed.md): D's updates go through its DDP wrapper, while G's loss
+reads D through the plain module, so every DDP forward is followed by exactly
+one backward over that network's parameters.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import secrets
 import signal
 import sys
@@ -48,6 +55,7 @@ from .checkpoint import (
     restore_rng_state,
 )
 from .device import resolve_device
+from .distributed import Strategy, WorldInfo, setup, step_seed
 from .losses import AdversarialLoss, LossName, get_loss, penalty_of, score_of
 from .models.dcgan import check_labels
 
@@ -188,6 +196,14 @@ class Trainer:
             and ``cudnn.benchmark``. Checkpoints are the same as without it.
         compile: ``torch.compile`` each network's forward; ``None`` follows ``fast``.
         channels_last: Keep weights and images channels_last; ``None`` follows ``fast``.
+        strategy: ``"auto"``: DistributedDataParallel when launched by ``torchrun``
+            with several processes (or in an initialised process group), else one
+            process; ``"single"``: always one process; ``"ddp"``: always DDP. Under
+            DDP ``batch_size`` is per process (the global batch is ``batch_size *
+            world_size``), only rank 0 runs file-writing callbacks and saves
+            checkpoints, and logged metrics are averaged over the processes.
+        sync_batchnorm: Under DDP on CUDA, turn BatchNorm layers into
+            SyncBatchNorm, so they normalise over the global batch.
         callbacks: Run in the order given; checkpointing callbacks run last.
         max_epochs: Stop after this many epochs.
         max_steps: Stop after this many steps. With neither, 10 epochs.
@@ -213,6 +229,8 @@ class Trainer:
         fast: bool = False,
         compile: bool | None = None,
         channels_last: bool | None = None,
+        strategy: Strategy = "auto",
+        sync_batchnorm: bool = False,
         callbacks: Iterable[Callback] = (),
         max_epochs: int | None = None,
         max_steps: int | None = None,
@@ -236,6 +254,8 @@ class Trainer:
         self.fast = bool(fast)
         self.channels_last = fast if channels_last is None else bool(channels_last)
         use_compile = fast if compile is None else bool(compile)
+        self.world: WorldInfo
+        self.world, device = setup(strategy, device)
         self.device = resolve_device(device)
         if precision is None:
             precision = "bf16" if fast and _native_bf16(self.device) else "32"
@@ -245,6 +265,14 @@ class Trainer:
         if self.max_epochs is None and self.max_steps is None:
             self.max_epochs = DEFAULT_MAX_EPOCHS
         self.seed = secrets.randbits(62) if seed is None else check_int("seed", seed, 0)
+        if sync_batchnorm and self.world.distributed:
+            if self.device.type != "cuda":
+                raise ValueError(
+                    f"`sync_batchnorm` needs CUDA devices (PyTorch's SyncBatchNorm), "
+                    f"got {self.device.type!r}"
+                )
+            nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
+            nn.SyncBatchNorm.convert_sync_batchnorm(self.discriminator)
         for network in (self.generator, self.discriminator):
             network.to(self.device)
             if self.channels_last:
@@ -253,11 +281,7 @@ class Trainer:
         self.g_optimizer = _build_optimizer(g_optimizer, self.generator, "g_optimizer", fused)
         self.d_optimizer = _build_optimizer(d_optimizer, self.discriminator, "d_optimizer", fused)
         # The step calls these; state_dicts and callbacks see the plain modules.
-        self._G: Callable[[Tensor], Tensor] = self.generator
-        self._D: Callable[[Tensor], Tensor] = self.discriminator
-        if use_compile:
-            self._G = CompiledOrEager(self.generator)
-            self._D = CompiledOrEager(self.discriminator)
+        self._G, self._D, self._D_for_g = self._step_networks(use_compile)
         if fast and self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -266,7 +290,7 @@ class Trainer:
 
         if progress and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.insert(0, ProgressBar())
-        self.callbacks = CallbackList(callbacks)
+        self.callbacks = CallbackList(callbacks, main_process=self.world.is_main)
 
         autocast_dtype = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[self.precision]
         self._autocast_dtype = autocast_dtype
@@ -279,6 +303,47 @@ class Trainer:
         self.num_batches: int | None = None
         self._in_step = False
         self._interrupt_requested = False
+
+    def _step_networks(
+        self, use_compile: bool
+    ) -> tuple[Callable[..., Tensor], Callable[..., Tensor], Callable[..., Tensor]]:
+        """G and D as the step calls them, and D as G's loss reads it.
+
+        Under DDP, G and D are wrapped (their gradients are averaged over the
+        processes); G's loss reads D unwrapped, since D is not updated there and a
+        DDP forward must be followed by a backward over its own parameters.
+        """
+        generator: nn.Module = self.generator
+        discriminator: nn.Module = self.discriminator
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Each rank keeps its own BatchNorm statistics (no per-forward broadcast
+            # from rank 0 in the middle of D's two passes); weights stay identical.
+            # (PyTorch 2.14 renamed broadcast_buffers to forward_sync_buffers.)
+            renamed = (
+                "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            )
+            options: dict[str, Any] = {
+                "device_ids": [self.device.index] if self.device.type == "cuda" else None,
+                "forward_sync_buffers" if renamed else "broadcast_buffers": False,
+            }
+            generator = DistributedDataParallel(generator, **options)
+            discriminator = DistributedDataParallel(discriminator, **options)
+        if not use_compile:
+            return generator, discriminator, self.discriminator
+        compiled_d = CompiledOrEager(discriminator)
+        frozen_d = compiled_d if discriminator is self.discriminator else None
+        return (
+            CompiledOrEager(generator),
+            compiled_d,
+            frozen_d or CompiledOrEager(self.discriminator),
+        )
+
+    @property
+    def is_main_process(self) -> bool:
+        """True in the process that writes files (rank 0; always true in one process)."""
+        return self.world.is_main
 
     # ---------------------------------------------------------------- training
 
@@ -320,6 +385,8 @@ class Trainer:
             seed=self.seed,
             device=self.device,
             preload=self.fast,
+            rank=self.world.rank,
+            world_size=self.world.world_size,
         )
         self._check_data(source)
         if ckpt_path is not None:
@@ -342,6 +409,8 @@ class Trainer:
 
     def _done(self) -> bool:
         s = self.state
+        # A callback may stop one process only; all must stop at the same step.
+        self.should_stop = self.world.any(self.should_stop, self.device)
         return (
             self.should_stop
             or (self.max_steps is not None and s.step >= self.max_steps)
@@ -419,6 +488,8 @@ class Trainer:
     def _train_step(self, real: Tensor, labels: Tensor | None = None) -> dict[str, float]:
         """One D/G step; ``labels`` are the real images' classes for a conditional model."""
         G, D, batch = self._G, self._D, real.shape[0]
+        if self.world.distributed:  # latents differ per rank, and resume exactly
+            self.noise_rng.manual_seed(step_seed(self.seed, self.world.rank, self.state.step))
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         real_cond = () if labels is None else (labels,)  # extra arguments of D on real images
@@ -444,21 +515,23 @@ class Trainer:
         self.discriminator.requires_grad_(False)  # G's backward needs no grads for D's weights
         try:
             with self._autocast():
-                after_logits = D(fake, *fake_cond)
+                after_logits = self._D_for_g(fake, *fake_cond)
                 loss_g = self.loss.generator_loss(after_logits)
             self._optimizer_step(loss_g, self.g_optimizer, "generator")
         finally:
             self.discriminator.requires_grad_(True)
         self.scaler.update()
         with torch.no_grad():
-            values = torch.stack(
-                [
-                    loss_d.detach().float(),
-                    loss_g.detach().float(),
-                    self._score(real_logits.detach()).float().mean(),
-                    self._score(fake_logits.detach()).float().mean(),
-                    self._score(after_logits.detach()).float().mean(),
-                ]
+            values = self.world.mean(
+                torch.stack(
+                    [
+                        loss_d.detach().float(),
+                        loss_g.detach().float(),
+                        self._score(real_logits.detach()).float().mean(),
+                        self._score(fake_logits.detach()).float().mean(),
+                        self._score(after_logits.detach()).float().mean(),
+                    ]
+                )
             ).tolist()  # one device sync per step
         return dict(zip(METRIC_NAMES, values, strict=True))
 
@@ -562,6 +635,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "state": asdict(self.state),
             "seed": self.seed,
+            "world_size": self.world.world_size,
             "noise_rng": {"device": self.device.type, "state": self.noise_rng.get_state()},
             "rng": capture_rng_state(),
             "callbacks": self.callbacks.state_dict(),
@@ -569,8 +643,10 @@ class Trainer:
 
     def save_checkpoint(self, path: str) -> None:
         """Write models, optimizers, grad scaler, callback states (EMA included), step,
-        epoch, position in the epoch and random states, atomically."""
-        atomic_save(self.state_dict(), path)
+        epoch, position in the epoch and random states, atomically. Under DDP only
+        rank 0 writes (the others return at once)."""
+        if self.world.is_main:
+            atomic_save(self.state_dict(), path)
 
     def load_checkpoint(self, path: str) -> None:
         """Restore everything :meth:`save_checkpoint` wrote.

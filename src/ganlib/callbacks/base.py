@@ -33,9 +33,12 @@ class Callback:
 
     Attributes:
         runs_last: Run after every callback without it (checkpointing does).
+        main_process_only: Under distributed training, run only in rank 0 (the
+            callbacks that write files, print or plot do).
     """
 
     runs_last: bool = False
+    main_process_only: bool = False
 
     @property
     def state_key(self) -> str:
@@ -87,7 +90,7 @@ class CallbackList:
         ValueError: If two callbacks share a ``state_key``.
     """
 
-    def __init__(self, callbacks: Iterable[Callback]) -> None:
+    def __init__(self, callbacks: Iterable[Callback], *, main_process: bool = True) -> None:
         given = list(callbacks)
         for index, callback in enumerate(given):
             if not isinstance(callback, Callback):
@@ -96,6 +99,8 @@ class CallbackList:
                     f"got {type(callback).__name__}"
                 )
         self.callbacks = [c for c in given if not c.runs_last] + [c for c in given if c.runs_last]
+        # Hooks run here; a process other than rank 0 skips the main-process-only ones.
+        self._active = [c for c in self.callbacks if main_process or not c.main_process_only]
         seen: dict[str, Callback] = {}
         for callback in self.callbacks:
             if callback.state_key in seen:
@@ -112,8 +117,9 @@ class CallbackList:
         return len(self.callbacks)
 
     def call(self, hook: str, *args: Any) -> None:
-        """Run ``hook`` on every callback, in order."""
-        for callback in self.callbacks:
+        """Run ``hook`` on every callback, in order (skipping main-process-only ones
+        outside rank 0)."""
+        for callback in self._active:
             getattr(callback, hook)(*args)
 
     def state_dict(self) -> dict[str, dict[str, Any]]:

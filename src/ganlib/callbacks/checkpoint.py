@@ -39,6 +39,7 @@ class ModelCheckpoint(Callback):
         save_on_fit_end: Save when training ends normally.
     """
 
+    main_process_only = True  # writes files or prints
     runs_last = True
 
     def __init__(

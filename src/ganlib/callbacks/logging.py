@@ -33,6 +33,8 @@ class MetricsLogger(Callback):
         format: ``"csv"`` or ``"jsonl"``; from the suffix when ``None``.
     """
 
+    main_process_only = True  # writes files or prints
+
     def __init__(
         self, path: str | os.PathLike[str], format: Literal["csv", "jsonl"] | None = None
     ) -> None:
@@ -98,6 +100,8 @@ class TensorBoardLogger(Callback):
         log_dir: The TensorBoard run folder.
         every_n_steps: Steps between writes.
     """
+
+    main_process_only = True  # writes files or prints
 
     def __init__(self, log_dir: str | os.PathLike[str], every_n_steps: int = 1) -> None:
         self.log_dir = Path(log_dir)

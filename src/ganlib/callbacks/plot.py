@@ -31,6 +31,8 @@ class LossCurve(Callback):
         path: The image file.
     """
 
+    main_process_only = True  # writes files or prints
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.history: dict[str, list[float]] = {}

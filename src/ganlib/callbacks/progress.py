@@ -41,6 +41,8 @@ class ProgressBar(Callback):
         stream: Where to write; ``sys.stdout`` when ``None``.
     """
 
+    main_process_only = True  # writes files or prints
+
     def __init__(
         self, every_n_steps: int = 100, use_tqdm: bool | None = None, stream: TextIO | None = None
     ) -> None:

@@ -81,6 +81,8 @@ class SampleGrid(Callback):
             mode (the statistics of the batch of fixed latents).
     """
 
+    main_process_only = True  # writes files or prints
+
     def __init__(
         self,
         out_dir: str | os.PathLike[str],

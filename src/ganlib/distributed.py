@@ -1,0 +1,124 @@
+"""Multi-process training through ``torch.distributed`` (launched with ``torchrun``).
+
+The Trainer calls :func:`setup` once. Under ``torchrun`` (``WORLD_SIZE`` > 1 in the
+environment), or with ``strategy="ddp"``, it joins the process group (NCCL on CUDA,
+gloo on the CPU) unless the caller already did, and each process trains on its own
+device (``cuda:LOCAL_RANK`` on a CUDA machine). Otherwise nothing happens and
+training runs in one process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+__all__ = ["Strategy", "WorldInfo", "setup", "step_seed"]
+
+Strategy = Literal["auto", "single", "ddp"]
+
+
+@dataclass(frozen=True)
+class WorldInfo:
+    """Where this process stands among the training processes.
+
+    Attributes:
+        rank: This process's index, 0 to ``world_size - 1``.
+        world_size: Number of training processes (1: no distribution).
+        local_rank: Index of this process on its node (picks its GPU).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes files and prints."""
+        return self.rank == 0
+
+    def mean(self, values: Tensor) -> Tensor:
+        """``values`` averaged over all processes (unchanged in one process)."""
+        if self.distributed:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+            values /= self.world_size
+        return values
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every process if ``flag`` is true on any (so all stop together)."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([float(flag)], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The latent seed of one process at one step: distinct per rank, and a pure function
+    of (seed, rank, step), so a distributed run resumes exactly without storing every
+    rank's random state."""
+    return (seed * 1_000_003 + rank * 998_244_353 + step * 7_919 + 17) % (2**63)
+
+
+def _env_world_size() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def setup(strategy: Strategy, device: str | torch.device) -> tuple[WorldInfo, str | torch.device]:
+    """Join the process group if ``strategy`` asks for it, and pick this process's device.
+
+    Args:
+        strategy: ``"auto"`` (distributed under torchrun or an initialised process
+            group, else single), ``"single"`` (never) or ``"ddp"`` (always; needs
+            torchrun's environment or an initialised group).
+        device: The Trainer's ``device`` argument. ``"auto"`` and ``"cuda"``
+            become ``cuda:LOCAL_RANK`` when distributed on a CUDA machine.
+
+    Returns:
+        The world this process is in, and the device to resolve.
+
+    Raises:
+        ValueError: For an unknown strategy, or ``"ddp"`` outside torchrun.
+    """
+    if strategy not in ("auto", "single", "ddp"):
+        raise ValueError(f"`strategy` must be 'auto', 'single' or 'ddp', got {strategy!r}")
+    initialised = dist.is_available() and dist.is_initialized()
+    launched = _env_world_size() > 1 or initialised
+    if strategy == "single" or (strategy == "auto" and not launched):
+        return WorldInfo(), device
+    if not dist.is_available():
+        raise ValueError("`strategy` asks for DDP but this PyTorch build has no torch.distributed")
+    if not initialised and "MASTER_ADDR" not in os.environ:
+        raise ValueError(
+            "`strategy='ddp'` needs a process group: launch with "
+            "`torchrun --nproc_per_node N script.py`, or call "
+            "torch.distributed.init_process_group first"
+        )
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if str(device) in ("auto", "cuda") and torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)  # one GPU per process
+    on_cuda = str(device).startswith("cuda")
+    if on_cuda:
+        torch.cuda.set_device(device)
+    if not initialised:
+        dist.init_process_group(backend="nccl" if on_cuda else "gloo")
+        atexit.register(_destroy)
+    world = WorldInfo(dist.get_rank(), dist.get_world_size(), local_rank)
+    return world, device
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,162 @@
+"""Distributed training: torchrun with 2 CPU processes (gloo), sharding, rank-0 outputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.utils.data import IterableDataset, TensorDataset
+
+from conftest import REPO_ROOT
+from ddp_worker import identifiable_images, tiny_gan
+from ganlib import Trainer
+from ganlib.batching import BatchSource
+from ganlib.callbacks import Callback, MetricsLogger
+from ganlib.callbacks.base import CallbackList
+from ganlib.checkpoint import load_checkpoint
+from ganlib.distributed import setup, step_seed
+
+WORKER = REPO_ROOT / "tests" / "ddp_worker.py"
+
+
+def test_torchrun_two_processes_train_in_step_and_resume_both_ways(tmp_path):
+    images = identifiable_images()  # 48 images, batch 6
+    # 1. One process, one epoch (8 steps), then a checkpoint.
+    torch.manual_seed(0)
+    single = Trainer(tiny_gan(), max_epochs=1, seed=0, progress=False, strategy="single")
+    single.fit(images, batch_size=6)
+    single.save_checkpoint(str(tmp_path / "single.ckpt"))
+
+    # 2. torchrun, 2 processes, resumes it for a second epoch (24 images, 4 steps per rank).
+    out, probe = tmp_path / "out", tmp_path / "probe"
+    probe.mkdir()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(WORKER), str(out), str(probe)]
+    command += [str(tmp_path / "single.ckpt"), "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(probe / f"rank{r}.pt") for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert [r["main"] for r in ranks] == [True, False]
+    assert [r["step"] for r in ranks] == [12, 12]
+    # DDP made the differently seeded weights equal and kept them equal.
+    for name, value in ranks[0]["parameters"].items():
+        assert torch.equal(value, ranks[1]["parameters"][name]), name
+    # Logged metrics are averaged over the ranks, so both see the same figures.
+    assert ranks[0]["metrics"] == ranks[1]["metrics"]
+    # Each rank saw its own half of the epoch: disjoint, together every image once.
+    seen = [set(r["seen"]) for r in ranks]
+    assert len(ranks[0]["seen"]) == len(ranks[1]["seen"]) == 24
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 48
+
+    # One set of outputs, written by rank 0 alone.
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["step", "9", "10", "11", "12"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "last.ckpt",
+        "step-0000012.ckpt",
+    ]
+    assert (out / "generated_epoch_002.png").exists()
+    payload = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert payload["world_size"] == 2
+    for name, value in ranks[0]["parameters"].items():
+        network, key = name.split(".", 1)
+        assert torch.equal(payload[network][key], value), name
+
+    # 3. The DDP checkpoint resumes in one process for a third epoch.
+    resumed = Trainer(tiny_gan(), max_epochs=3, seed=0, progress=False, strategy="single")
+    state = resumed.fit(images, str(out / "checkpoints" / "last.ckpt"), batch_size=6)
+    assert (state.epoch, state.step) == (3, 20)
+
+
+def values_seen(source: BatchSource, epoch: int) -> list[float]:
+    return [v for images, _ in source.epoch(epoch) for v in images.flatten().tolist()]
+
+
+def test_sharding_splits_every_epoch_evenly_and_reproducibly():
+    def shards(data, world_size, **kwargs):
+        return [
+            BatchSource(
+                data,
+                batch_size=4,
+                shuffle=True,
+                drop_last=False,
+                num_workers=0,
+                seed=5,
+                device=torch.device("cpu"),
+                rank=rank,
+                world_size=world_size,
+                **kwargs,
+            )
+            for rank in range(world_size)
+        ]
+
+    values = torch.arange(11.0)[:, None, None, None]  # 11 images: 4 per rank of 3, padded
+    for data in (values, TensorDataset(values)):
+        sources = shards(data, 3)
+        assert [len(s) for s in sources] == [1, 1, 1]
+        for epoch in (0, 1):
+            seen = [values_seen(s, epoch) for s in sources]
+            assert [len(v) for v in seen] == [4, 4, 4]
+            assert set().union(*seen) == set(range(11))  # one image is repeated as padding
+            again = shards(data, 3)[1].epoch(epoch)
+            assert [v for images, _ in again for v in images.flatten().tolist()] == seen[1]
+        first = [
+            [v for images, _ in s.epoch(0) for v in images.flatten().tolist()] for s in sources
+        ]
+        assert seen != first  # (seen: epoch 1) each epoch is shuffled anew
+
+
+def test_iterable_datasets_cannot_be_split():
+    class Stream(IterableDataset):
+        def __iter__(self):
+            yield torch.zeros(1, 12, 12)
+
+    with pytest.raises(ValueError, match="iterable-style dataset cannot be split"):
+        BatchSource(
+            Stream(),
+            batch_size=2,
+            shuffle=False,
+            drop_last=False,
+            num_workers=0,
+            seed=0,
+            device=torch.device("cpu"),
+            rank=0,
+            world_size=2,
+        )
+
+
+def test_strategy_outside_torchrun(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    world, device = setup("auto", "cpu")
+    assert (world.rank, world.world_size, world.is_main, device) == (0, 1, True, "cpu")
+    with pytest.raises(ValueError, match="needs a process group: launch with `torchrun"):
+        setup("ddp", "cpu")
+    with pytest.raises(ValueError, match="`strategy` must be 'auto', 'single' or 'ddp', got 'dp'"):
+        Trainer(tiny_gan(), strategy="dp")  # type: ignore[arg-type]
+    # Without DDP, sync_batchnorm changes nothing.
+    trainer = Trainer(tiny_gan(), sync_batchnorm=True, progress=False)
+    assert trainer.is_main_process
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in trainer.generator.modules())
+
+
+def test_other_ranks_skip_callbacks_that_write(tmp_path):
+    class Counter(Callback):
+        calls = 0
+
+        def on_fit_start(self, trainer):
+            self.calls += 1
+
+    counter, logger = Counter(), MetricsLogger(tmp_path / "m.csv")
+    CallbackList([counter, logger], main_process=False).call("on_fit_start", None)
+    assert counter.calls == 1 and not (tmp_path / "m.csv").exists()
+
+
+def test_step_seeds_differ_per_rank_and_step():
+    seeds = {step_seed(7, rank, step) for rank in range(4) for step in range(100)}
+    assert len(seeds) == 400
