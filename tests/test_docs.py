@@ -1,27 +1,69 @@
-"""The Python snippets of the README and the guides run as written.
+"""The documentation as a user reads it: every snippet runs, generated tables are current.
 
 Blocks marked ```python run; blocks marked ```py need files a user supplies (such as
-Inception weights) and are only illustrations."""
+Inception weights) and are only illustrations. The site itself is built by
+``mkdocs build --strict`` in .ci/run."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
 from conftest import REPO_ROOT
 
-PAGES = ["README.md", "docs/training.md", "docs/metrics.md", "docs/data.md"]
+PAGES = [
+    "README.md",
+    *sorted(p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "docs").glob("*.md")),
+]
+WITH_SNIPPETS = [page for page in PAGES if "```python\n" in (REPO_ROOT / page).read_text()]
 
 
 def _snippets(page: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", (REPO_ROOT / page).read_text(), re.S)
 
 
-@pytest.mark.parametrize("page", PAGES)
+def test_the_guides_have_snippets():
+    for page in (
+        "README.md",
+        "docs/index.md",
+        "docs/quickstart.md",
+        "docs/training.md",
+        "docs/models.md",
+        "docs/metrics.md",
+        "docs/data.md",
+    ):
+        assert page in WITH_SNIPPETS, f"{page} has no python snippet"
+
+
+@pytest.mark.parametrize("page", WITH_SNIPPETS)
 def test_snippets_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # snippets write under runs/
-    snippets = _snippets(page)
-    assert snippets, f"{page} has no python snippet"
-    for code in snippets:
+    for code in _snippets(page):
         exec(compile(code, page, "exec"), {"__name__": "__snippet__"})
+
+
+def test_every_page_is_in_the_site_navigation():
+    nav = (REPO_ROOT / "mkdocs.yml").read_text()
+    for page in PAGES[1:]:
+        assert f" {page.removeprefix('docs/')}\n" in nav, f"{page} is missing from mkdocs.yml's nav"
+
+
+def test_layer_tables_match_the_built_networks():
+    tables = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "layer_tables.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert tables in (REPO_ROOT / "docs" / "models.md").read_text()
+
+
+def test_docs_home_gives_the_readme_commands():
+    readme = (REPO_ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv")]
+    assert len(commands) == 2
+    home = (REPO_ROOT / "docs" / "index.md").read_text()
+    assert all(command in home for command in commands)

@@ -5,7 +5,7 @@ name), so subclasses of ``nn.Conv2d`` or ``nn.BatchNorm2d`` are covered too,
 and every scheme takes an optional ``torch.Generator`` so an initialisation
 can be repeated exactly without touching the global random state.
 
-Example:
+Examples:
     >>> import torch
     >>> from ganlib import DCGAN
     >>> from ganlib.init import init_weights_

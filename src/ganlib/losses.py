@@ -7,7 +7,7 @@ logs as ``d_real``/``d_fake`` (a probability for BCE-type losses, the raw score
 otherwise), and ``penalty(discriminator, real, fake, generator)`` adds a
 regulariser to the discriminator's loss (WGAN-GP's gradient penalty, R1).
 
-Example:
+Examples:
     >>> from ganlib.losses import get_loss
     >>> loss = get_loss("hinge", r1_gamma=10.0)
 """

@@ -66,7 +66,7 @@ def size_plan(image_size: int) -> list[LayerStep]:
         TypeError: If ``image_size`` is not an integer.
         ValueError: If ``image_size`` < 5.
 
-    Example:
+    Examples:
         >>> [s.out_size for s in size_plan(28)]
         [3, 7, 14, 28]
     """
@@ -294,7 +294,7 @@ class DCGAN(nn.Module):
         TypeError: If a size argument is not an integer.
         ValueError: If a size argument is out of range.
 
-    Example:
+    Examples:
         >>> gan = DCGAN(image_size=28)
         >>> gan.generator(gan.sample_noise(2)).shape
         torch.Size([2, 1, 28, 28])
