@@ -73,28 +73,29 @@ def test_torchrun_two_processes_train_in_step_and_resume_both_ways(tmp_path):
     assert (state.epoch, state.step) == (3, 20)
 
 
+def split_source(data, rank: int, world_size: int) -> BatchSource:
+    return BatchSource(
+        data,
+        batch_size=4,
+        shuffle=True,
+        drop_last=False,
+        num_workers=0,
+        seed=5,
+        device=torch.device("cpu"),
+        rank=rank,
+        world_size=world_size,
+    )
+
+
+def shards(data, world_size: int) -> list[BatchSource]:
+    return [split_source(data, rank, world_size) for rank in range(world_size)]
+
+
 def values_seen(source: BatchSource, epoch: int) -> list[float]:
     return [v for images, _ in source.epoch(epoch) for v in images.flatten().tolist()]
 
 
 def test_sharding_splits_every_epoch_evenly_and_reproducibly():
-    def shards(data, world_size, **kwargs):
-        return [
-            BatchSource(
-                data,
-                batch_size=4,
-                shuffle=True,
-                drop_last=False,
-                num_workers=0,
-                seed=5,
-                device=torch.device("cpu"),
-                rank=rank,
-                world_size=world_size,
-                **kwargs,
-            )
-            for rank in range(world_size)
-        ]
-
     values = torch.arange(11.0)[:, None, None, None]  # 11 images: 4 per rank of 3, padded
     for data in (values, TensorDataset(values)):
         sources = shards(data, 3)
@@ -103,12 +104,8 @@ def test_sharding_splits_every_epoch_evenly_and_reproducibly():
             seen = [values_seen(s, epoch) for s in sources]
             assert [len(v) for v in seen] == [4, 4, 4]
             assert set().union(*seen) == set(range(11))  # one image is repeated as padding
-            again = shards(data, 3)[1].epoch(epoch)
-            assert [v for images, _ in again for v in images.flatten().tolist()] == seen[1]
-        first = [
-            [v for images, _ in s.epoch(0) for v in images.flatten().tolist()] for s in sources
-        ]
-        assert seen != first  # (seen: epoch 1) each epoch is shuffled anew
+            assert values_seen(shards(data, 3)[1], epoch) == seen[1]  # reproducible
+        assert seen != [values_seen(s, 0) for s in sources]  # (seen: epoch 1) reshuffled
 
 
 def test_iterable_datasets_cannot_be_split():
@@ -117,17 +114,7 @@ def test_iterable_datasets_cannot_be_split():
             yield torch.zeros(1, 12, 12)
 
     with pytest.raises(ValueError, match="iterable-style dataset cannot be split"):
-        BatchSource(
-            Stream(),
-            batch_size=2,
-            shuffle=False,
-            drop_last=False,
-            num_workers=0,
-            seed=0,
-            device=torch.device("cpu"),
-            rank=0,
-            world_size=2,
-        )
+        split_source(Stream(), rank=0, world_size=2)
 
 
 def test_strategy_outside_torchrun(monkeypatch):
