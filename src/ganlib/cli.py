@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--label",
         type=int,
         default=None,
-        help="conditional models: draw every image of this class (default: row r shows "
-        "class r mod num_classes)",
+        help="conditional models: draw only this class; without it, row r shows class "
+        "r mod num_classes",
     )
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     return parser
