@@ -153,6 +153,24 @@ def test_trainer_learns_the_class_terms_and_resumes_exactly(tmp_path):
         assert torch.equal(a, b)
 
 
+class IntLabelled(torch.utils.data.Dataset):
+    """Items as torchvision's datasets give them: (image tensor, int class)."""
+
+    def __init__(self) -> None:
+        self.images, self.labels = labelled()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])
+
+
+def test_datasets_of_image_and_int_class_train():
+    trainer = Trainer(tiny_cgan(), max_steps=2, seed=0, progress=False)
+    assert trainer.fit(IntLabelled(), batch_size=8).step == 2
+
+
 def test_gradient_penalty_scores_interpolates_with_labels():
     trainer = Trainer(tiny_cgan(), loss="wgan-gp", max_steps=2, seed=0, progress=False)
     assert trainer.fit(labelled(), batch_size=8).step == 2

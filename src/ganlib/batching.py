@@ -26,7 +26,8 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
-    """Images and optional labels from a batch that is a tensor or an (images, labels) pair.
+    """Images and optional labels from a batch that is a tensor or an (images, labels) pair
+    (or one Dataset item: an (image, class index) pair).
 
     Raises:
         TypeError: If the batch is neither.
@@ -34,8 +35,10 @@ def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
     if isinstance(batch, Tensor):
         return batch, None
     if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], Tensor):
-        labels = batch[1] if len(batch) > 1 and isinstance(batch[1], Tensor) else None
-        return batch[0], labels
+        labels = batch[1] if len(batch) > 1 else None
+        if isinstance(labels, int) and not isinstance(labels, bool):  # one Dataset item's class
+            labels = torch.tensor(labels)
+        return batch[0], labels if isinstance(labels, Tensor) else None
     raise TypeError(
         f"batches must be image tensors or (images, labels) pairs, got {type(batch).__name__}"
     )
