@@ -77,12 +77,8 @@ def sample_command(args: argparse.Namespace) -> Path:
     labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)
     if args.eval_mode and args.ema:  # the copied statistics do not fit averaged weights
         rng = torch.Generator(device=device).manual_seed(args.seed + 1)
-
-        def batch() -> tuple[torch.Tensor, ...]:
-            z = gan.sample_noise(500, device, rng)
-            return (z,) if gan.num_classes is None else (z, gan.sample_labels(500, device, rng))
-
-        recompute_batchnorm_stats(generator, (batch() for _ in range(20)))
+        batches = (gan.generator_inputs(500, device, rng) for _ in range(20))
+        recompute_batchnorm_stats(generator, batches)
     images = torch.cat(
         list(
             sample_images(

@@ -333,11 +333,12 @@ class Trainer:
         if not use_compile:
             return generator, discriminator, self.discriminator
         compiled_d = CompiledOrEager(discriminator)
-        frozen_d = compiled_d if discriminator is self.discriminator else None
+        # Without DDP, G's loss reads the same compiled D (one compilation, not two).
+        plain_d = compiled_d if discriminator is self.discriminator else None
         return (
             CompiledOrEager(generator),
             compiled_d,
-            frozen_d or CompiledOrEager(self.discriminator),
+            plain_d or CompiledOrEager(self.discriminator),
         )
 
     @property

@@ -390,5 +390,18 @@ class DCGAN(nn.Module):
             device = next(self.generator.parameters()).device
         return torch.randint(self.num_classes, (n,), device=device, generator=generator)
 
+    def generator_inputs(
+        self,
+        n: int,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, ...]:
+        """What the generator takes for ``n`` images: ``(latents,)``, or ``(latents,
+        labels)`` with uniform labels for a conditional pair."""
+        z = self.sample_noise(n, device, generator)
+        if self.num_classes is None:
+            return (z,)
+        return z, self.sample_labels(n, z.device, generator)
+
     def extra_repr(self) -> str:
         return ", ".join(f"{key}={value}" for key, value in self.config.items())
