@@ -7,8 +7,14 @@ In one process, alternating round by round so that machine noise hits all three
 alike: (a) the recipe's loop written out by hand (same networks, same data held in
 memory as one tensor), (b) ``Trainer`` with its defaults, (c) ``Trainer(fast=True)``.
 --pieces adds each piece of the fast path alone (bf16 autocast, channels_last,
-torch.compile). Prints images/s, the median step time, peak memory and the ratio of
-each variant's throughput to (a).
+torch.compile) and, as fast+compile, the fast path with compile forced on (on a CPU
+in fp32 the fast path does not compile). Prints images/s, the median step time, peak
+memory and the ratio of each variant's throughput to (a); then each variant's
+arithmetic (FLOPs of one step, counted by torch.utils.flop_counter) against the
+machine's measured fp32 matmul peak, and from those the ceiling: the most any fp32
+fast path could beat (a) by. On CPU it also profiles (c)'s steps and prints the
+share of the step its convolutions take, and so what (c) could reach if all else
+were free.
 --full-run also times the recipe's whole run (2,000 steps of 50) with the fast path.
 """
 
@@ -20,11 +26,14 @@ import resource
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 from typing_extensions import override
 
 from ganlib import DCGAN, Callback, Trainer
@@ -145,6 +154,42 @@ def measure(
     }
 
 
+def matmul_peak(device: torch.device, size: int = 2048, repeat: int = 10) -> float:
+    """The machine's practical fp32 peak in FLOP/s: the best of ``repeat`` timed
+    ``size``-cubed matrix products (what MKL / cuBLAS reach on a large, easy shape)."""
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        synchronize(device)
+        started = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
+
+
+def step_flops(runner: Any, batch_size: int) -> int:
+    """FLOPs of one more training step of ``runner`` (convolutions and matrix products,
+    forward and backward, as torch.utils.flop_counter counts them)."""
+    with warnings.catch_warnings():  # compile warns about the counter's global hooks
+        warnings.simplefilter("ignore")
+        with FlopCounterMode(display=False) as counter:
+            runner.run(1, batch_size)
+    return counter.get_total_flops()
+
+
+def convolution_share(runner: Any, batch_size: int, steps: int = 3) -> float:
+    """The share of ``runner``'s CPU time that its convolutions (forward and backward)
+    take, from torch.profiler's self times (a share, so a busy machine inflates both)."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        runner.run(steps, batch_size)
+    events = prof.key_averages()
+    convolutions = sum(e.self_cpu_time_total for e in events if "conv" in e.key)
+    return convolutions / sum(e.self_cpu_time_total for e in events)
+
+
 def full_run(gan: DCGAN, images: torch.Tensor, device: torch.device) -> float:
     """Seconds of training for the recipe's 2,000 steps of 50 with the fast path
     (after a 20-step warm-up that compiles)."""
@@ -158,21 +203,41 @@ def full_run(gan: DCGAN, images: torch.Tensor, device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def report(device: torch.device, results: dict[str, dict[str, float]]) -> str:
-    base = results["a_recipe_loop"]["images_per_s"]
+def report(device: torch.device, results: dict[str, dict[str, float]], peak: float) -> str:
+    base = results["a_recipe_loop"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [
         f"device: {device} ({name}, {torch.get_num_threads()} threads), torch {torch.__version__}",
-        "| variant | median step (ms) | images/s | peak memory (MiB) | ratio to (a) |",
-        "|---|---|---|---|---|",
+        f"fp32 matmul peak (best 2048^3 product): {peak / 1e9:.0f} GFLOP/s",
+        "| variant | median step (ms) | images/s | peak memory (MiB) | ratio to (a) "
+        "| GFLOP/step | % of fp32 matmul peak |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
+        achieved = r["flops"] / (r["median_ms"] / 1e3)
         lines.append(
             f"| {name} | {r['median_ms']:.1f} | {r['images_per_s']:.0f} | "
-            f"{r['peak_mib']:.0f} | {r['images_per_s'] / base:.3f} |"
+            f"{r['peak_mib']:.0f} | {r['images_per_s'] / base['images_per_s']:.3f} | "
+            f"{r['flops'] / 1e9:.1f} | {100 * achieved / peak:.0f}% |"
         )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines.append(f"process peak RSS: {rss:.0f} MiB (CPU memory is not split per variant)")
+    fast = results.get("c_trainer_fast")
+    if fast is not None:
+        floor_ms = fast["flops"] / peak * 1e3
+        lines.append(
+            f"fp32 ceiling: (c)'s {fast['flops'] / 1e9:.1f} GFLOP per step take at least "
+            f"{floor_ms:.0f} ms at the fp32 matmul peak, so no fp32 fast path beats (a) by "
+            f"more than {base['median_ms'] / floor_ms:.2f}x here (c reaches "
+            f"{base['median_ms'] / fast['median_ms']:.2f}x)"
+        )
+    if fast is not None and "conv_share" in fast:
+        conv_ms = fast["conv_share"] * fast["median_ms"]
+        lines.append(
+            f"convolutions alone: {100 * fast['conv_share']:.0f}% of (c)'s step (profiled), "
+            f"{conv_ms:.0f} ms, so with everything else free (c) would reach "
+            f"{base['median_ms'] / conv_ms:.2f}x"
+        )
     return "\n".join(lines)
 
 
@@ -187,7 +252,7 @@ def main() -> int:
     parser.add_argument(
         "--pieces",
         nargs="?",
-        const="bf16,channels_last,compile",
+        const="bf16,channels_last,compile,fast+compile",
         default="",
         help="also time pieces of the fast path alone (comma list; all when bare)",
     )
@@ -210,12 +275,20 @@ def main() -> int:
         "bf16": {"precision": "bf16"},
         "channels_last": {"channels_last": True},
         "compile": {"compile": True},
+        "fast+compile": {"fast": True, "compile": True},  # compile on top, where not default
     }
     for piece in args.pieces.split(",") if args.pieces else []:  # each piece alone
         makers[f"p_{piece}"] = trainer(**pieces[piece])
     runners = {name: make() for name, make in makers.items() if name[0] in args.variants}
     results = measure(runners, args, device)
-    print(report(device, results) if "a_recipe_loop" in results else results)
+    for name, runner in runners.items():
+        results[name]["flops"] = step_flops(runner, args.batch_size)
+    if device.type == "cpu" and "c_trainer_fast" in runners:
+        results["c_trainer_fast"]["conv_share"] = convolution_share(
+            runners["c_trainer_fast"], args.batch_size
+        )
+    peak = matmul_peak(device)
+    print(report(device, results, peak) if "a_recipe_loop" in results else results)
     if args.full_run:
         seconds = full_run(copy.deepcopy(template), images, device)
         print(f"full run, fast path: 2000 steps of 50 in {seconds:.2f} s of training")

@@ -121,8 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--fast",
         action="store_true",
-        help="the Trainer's fast path: data held on the device, channels_last, "
-        "torch.compile, bf16 where the hardware has it (docs/performance.md)",
+        help="the Trainer's fast path: data held on the device, channels_last, bf16 "
+        "where the hardware has it, torch.compile on CUDA (docs/performance.md)",
     )
     parser.add_argument(
         "--conditional",

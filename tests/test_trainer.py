@@ -423,6 +423,16 @@ def test_fast_path_trains_and_writes_ordinary_checkpoints(tmp_path):
     assert (
         fast.channels_last and not trainer(tiny_gan(), fast=True, channels_last=False).channels_last
     )
+    # The fast path compiles on CUDA and in bf16, not on a CPU in fp32; explicit wins.
+    from ganlib.trainer import CompiledOrEager
+
+    def compiled(t):
+        return isinstance(t._G, CompiledOrEager)
+
+    assert compiled(fast) == (fast.precision != "32")
+    assert compiled(trainer(tiny_gan(), fast=True, precision="bf16"))
+    assert compiled(trainer(tiny_gan(), fast=True, precision="32", compile=True))
+    assert not compiled(trainer(tiny_gan(), fast=True, precision="bf16", compile=False))
     before = copy.deepcopy(fast.generator.state_dict())
     state = fast.fit(images(), batch_size=8)
     assert state.step == 3
@@ -447,7 +457,7 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
         return call
 
     monkeypatch.setattr(trainer_module.torch, "compile", broken_compile)
-    fast = trainer(tiny_gan(), fast=True, max_steps=2)
+    fast = trainer(tiny_gan(), fast=True, compile=True, max_steps=2)
     with pytest.warns(UserWarning) as caught:
         assert fast.fit(images(), batch_size=8).step == 2
     messages = sorted(str(w.message) for w in caught)

@@ -191,10 +191,13 @@ class Trainer:
             scaler); ``None``: ``"bf16"`` with ``fast`` where the hardware computes
             in bf16 natively (CUDA, CPUs with AVX512-BF16/AMX), else ``"32"``.
         fast: Turn on the fast path (docs/performance.md): tensor data held on the
-            device and gathered there, channels_last, ``torch.compile`` of each
-            network's forward, bf16 (see ``precision``), and on CUDA fused Adam
-            and ``cudnn.benchmark``. Checkpoints are the same as without it.
-        compile: ``torch.compile`` each network's forward; ``None`` follows ``fast``.
+            device and gathered there, channels_last, bf16 (see ``precision``),
+            ``torch.compile`` of each network's forward (see ``compile``), and on
+            CUDA fused Adam and ``cudnn.benchmark``. Checkpoints are the same as
+            without it.
+        compile: ``torch.compile`` each network's forward; ``None``: with ``fast``,
+            on CUDA or when autocasting (``precision`` not ``"32"``), not on a CPU
+            in fp32, where it measured no faster.
         channels_last: Keep weights and images channels_last; ``None`` follows ``fast``.
         strategy: ``"auto"``: DistributedDataParallel when launched by ``torchrun``
             with several processes (or in an initialised process group), else one
@@ -253,13 +256,17 @@ class Trainer:
         self.d_steps = check_int("d_steps", d_steps, 1)
         self.fast = bool(fast)
         self.channels_last = fast if channels_last is None else bool(channels_last)
-        use_compile = fast if compile is None else bool(compile)
         self.world: WorldInfo
         self.world, device = setup(strategy, device)
         self.device = resolve_device(device)
         if precision is None:
             precision = "bf16" if fast and _native_bf16(self.device) else "32"
         self.precision = check_choice("precision", precision, get_args(Precision))
+        if compile is None:
+            # On a CPU in fp32, compiling measured no faster than channels_last alone
+            # (0.98x; docs/performance.md): the fast path compiles on CUDA and in bf16.
+            compile = fast and (self.device.type == "cuda" or self.precision != "32")
+        use_compile = bool(compile)
         self.max_epochs = None if max_epochs is None else check_int("max_epochs", max_epochs, 1)
         self.max_steps = None if max_steps is None else check_int("max_steps", max_steps, 1)
         if self.max_epochs is None and self.max_steps is None:
