@@ -1,0 +1,28 @@
+"""The benchmark scripts still run against the current API (figures are not checked:
+timing belongs to the scripts, not to tests)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+
+def test_throughput_benchmark_prints_its_table_and_ceiling():
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "throughput.py")]
+    command += ["--steps", "1", "--rounds", "1", "--warmup", "1", "--batch-size", "8"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.startswith("| ") and "variant" not in line
+    }
+    assert set(rows) == {"a_recipe_loop", "b_trainer", "c_trainer_fast"}
+    # The recipe's loop does D's weight gradients in G's step too: more FLOPs per step.
+    flops = {name: float(row.split("|")[6]) for name, row in rows.items()}
+    assert flops["a_recipe_loop"] > flops["b_trainer"] == flops["c_trainer_fast"] > 0
+    assert re.search(r"no fp32 fast path beats \(a\) by more than \d+\.\d+x", result.stdout)
+    assert re.search(r"convolutions alone: \d+% of \(c\)'s step", result.stdout)
