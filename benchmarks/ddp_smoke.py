@@ -60,7 +60,7 @@ def main() -> int:
     print(
         f"rank {world.rank}/{world.world_size} on {trainer.device} "
         f"({dist.get_backend()}): {state.step} steps in {seconds:.1f} s, "
-        f"metrics {({k: round(v, 4) for k, v in state.metrics.items()})}, "
+        f"metrics { ({k: round(v, 4) for k, v in state.metrics.items()}) }, "
         f"weights and metrics identical across ranks: {same}",
         flush=True,
     )
