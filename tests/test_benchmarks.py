@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO_ROOT
 
 
@@ -23,6 +25,7 @@ def test_throughput_benchmark_prints_its_table_and_ceiling():
     assert set(rows) == {"a_recipe_loop", "b_trainer", "c_trainer_fast"}
     # The recipe's loop does D's weight gradients in G's step too: more FLOPs per step.
     flops = {name: float(row.split("|")[6]) for name, row in rows.items()}
-    assert flops["a_recipe_loop"] > flops["b_trainer"] == flops["c_trainer_fast"] > 0
+    assert flops["a_recipe_loop"] > flops["b_trainer"] > 0
+    assert flops["c_trainer_fast"] == pytest.approx(flops["b_trainer"], rel=0.01)
     assert re.search(r"no fp32 fast path beats \(a\) by more than \d+\.\d+x", result.stdout)
     assert re.search(r"convolutions alone: \d+% of \(c\)'s step", result.stdout)
