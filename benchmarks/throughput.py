@@ -192,7 +192,7 @@ def convolution_share(runner: Any, batch_size: int, steps: int = 3) -> float:
 
 def full_run(gan: DCGAN, images: torch.Tensor, device: torch.device) -> float:
     """Seconds of training for the recipe's 2,000 steps of 50 with the fast path
-    (after a 20-step warm-up that compiles)."""
+    (after a 20-step warm-up, which also compiles where the fast path compiles)."""
     trainer = Trainer(gan, device=device, fast=True, progress=False, seed=0, max_steps=20)
     trainer.fit(images, batch_size=50, shuffle=False)
     trainer.max_steps = 20 + 2000
