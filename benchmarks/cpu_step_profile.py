@@ -106,10 +106,10 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     for _ in range(3):
-        trainer._train_step(batch)
+        trainer.train_step(batch)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
-            trainer._train_step(batch)
+            trainer.train_step(batch)
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events)
     print("(1) share of the step's CPU time")
@@ -137,7 +137,7 @@ def main() -> None:
     def step(flush: bool) -> Callable[[], None]:
         def run() -> None:
             torch.set_flush_denormal(flush)
-            trainer._train_step(batch)
+            trainer.train_step(batch)
 
         return run
 
@@ -163,7 +163,7 @@ def main() -> None:
     assert difference < 1e-4, difference
     lowered = Trainer(lowered_gan, seed=0, progress=False, device="cpu", channels_last=True)
     gemm = alternate(
-        {"onednn": lambda: trainer._train_step(batch), "gemm": lambda: lowered._train_step(batch)},
+        {"onednn": lambda: trainer.train_step(batch), "gemm": lambda: lowered.train_step(batch)},
         args.rounds,
         args.steps,
     )

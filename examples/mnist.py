@@ -37,6 +37,7 @@ from torchvision import transforms
 
 from ganlib import DCGAN, CheckpointError, Trainer
 from ganlib.callbacks import EMA, LossCurve, MetricsLogger, ModelCheckpoint, NaNGuard, SampleGrid
+from ganlib.callbacks.progress import format_metrics
 from ganlib.data import DataNotFoundError, load_mnist, mnist_dataset
 from ganlib.device import resolve_device
 from ganlib.losses import get_loss
@@ -207,7 +208,7 @@ def quality_report(
         name: evaluator.score_generator(
             module,
             args.eval_samples,
-            lambda n, rng: gan.sample_noise(n, device, rng),
+            gan,
             eval_mode=eval_mode,
             conditional=args.conditional,
         ).as_dict()
@@ -311,11 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         "final_metrics": state.metrics,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    m = state.metrics
     print(
-        f"trained: {state.step} steps in {seconds:.1f}s; loss_d {m['loss_d']:.3f} "
-        f"loss_g {m['loss_g']:.3f} D(x) {m['d_real']:.3f} "
-        f"D(G(z)) {m['d_fake']:.3f}>>{m['d_fake_after']:.3f}",
+        f"trained: {state.step} steps in {seconds:.1f}s; {format_metrics(state.metrics)}",
         flush=True,
     )
     if reference is not None:

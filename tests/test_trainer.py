@@ -427,7 +427,7 @@ def test_fast_path_trains_and_writes_ordinary_checkpoints(tmp_path):
     from ganlib.trainer import CompiledOrEager
 
     def compiled(t):
-        return isinstance(t._G, CompiledOrEager)
+        return isinstance(t.train_step.networks.generator, CompiledOrEager)
 
     assert compiled(fast) == (fast.precision != "32")
     assert compiled(trainer(tiny_gan(), fast=True, precision="bf16"))

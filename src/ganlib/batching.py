@@ -6,6 +6,7 @@ can resume at any batch of any epoch without replaying the batches before it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -14,15 +15,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, RandomSampler
 
-__all__ = ["Batch", "BatchSource", "epoch_seed", "split_batch"]
+from .gan import check_labels
+from .seeding import epoch_seed, worker_seed
+
+__all__ = ["Batch", "BatchSource", "check_data", "epoch_seed", "split_batch"]
 
 # (images, labels or None), on the training device.
 Batch = tuple[Tensor, Tensor | None]
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A distinct 63-bit seed per (run seed, epoch)."""
-    return (seed * 1_000_003 + epoch * 7_919 + 1) % (2**63)
 
 
 def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
@@ -222,7 +221,7 @@ class BatchSource:
             pin_memory=loader.pin_memory,
             worker_init_fn=loader.worker_init_fn,
             # Worker seeds come from this generator, not the global RNG.
-            generator=torch.Generator().manual_seed(epoch_seed(self.seed, epoch) + 1),
+            generator=torch.Generator().manual_seed(worker_seed(self.seed, epoch)),
         )
         for batch in resumed:
             yield self._to_device(*split_batch(batch))
@@ -239,3 +238,48 @@ def _length(dataset: Any) -> int | None:
         return len(dataset)
     except TypeError:
         return None
+
+
+def check_data(source: BatchSource, image_shape: tuple[int, ...], num_classes: int | None) -> None:
+    """Refuse data that cannot train a pair with this image shape and these classes,
+    before any step runs (and warn about images outside [-1, 1]).
+
+    Raises:
+        ValueError: Empty data, fewer images than one batch with ``drop_last``,
+            missing labels for a conditional pair, bad labels, images of another
+            shape, or integer images.
+    """
+    if source.dataset_size == 0:
+        raise ValueError("`data` is empty: there are no images to train on")
+    if not source.iterable and len(source) == 0:
+        raise ValueError(
+            f"`data` has {source.dataset_size} images, fewer than one batch of "
+            f"{source.batch_size} with drop_last=True"
+        )
+    images, labels = split_batch(source.sample_item())
+    if num_classes is not None:
+        if labels is None:
+            raise ValueError(
+                f"the model is conditional (num_classes={num_classes}) but `data` has "
+                "no labels: pass (images, labels) tensors or a Dataset of (image, label)"
+            )
+        # Tensor data: every label, once (the model itself checks only CPU batches).
+        all_labels = source.labels if source.labels is not None else labels.reshape(-1)
+        check_labels(all_labels, num_classes)
+    expected = tuple(image_shape)
+    if images.dim() < 3 or tuple(images.shape[-3:]) != expected:
+        raise ValueError(
+            f"images must be shaped (C, H, W) = {expected} to match the generator's output, "
+            f"got {tuple(images.shape[-3:]) if images.dim() >= 3 else tuple(images.shape)} "
+            "from `data`"
+        )
+    if not images.is_floating_point():
+        raise ValueError(
+            f"images must be floating point and scaled to [-1, 1], got dtype {images.dtype}"
+        )
+    if images.numel() and (images.min() < -1.0 - 1e-3 or images.max() > 1.0 + 1e-3):
+        warnings.warn(
+            f"images range over [{images.min().item():.3g}, {images.max().item():.3g}]; "
+            "the generator's Tanh output is [-1, 1] (use Normalize((0.5,), (0.5,)))",
+            stacklevel=4,
+        )

@@ -9,18 +9,20 @@ checkpoint never runs code from it.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from .models import DCGAN
+from .gan import GAN, build_gan
+
+# (their home is ganlib.seeding; importable from here as in earlier releases)
+from .seeding import capture_rng_state, restore_rng_state
 
 __all__ = [
+    "EMA_STATE_KEY",
     "FORMAT_KEY",
     "CheckpointError",
     "atomic_link",
@@ -128,27 +130,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-def capture_rng_state() -> dict[str, Any]:
-    """The global random states: Python, torch CPU and every CUDA device."""
-    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+# The state key of the EMA callback, whose "module" entry holds the averaged generator.
+EMA_STATE_KEY = "EMA"
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`capture_rng_state` captured (CUDA only where present)."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"]
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
+def load_gan(path: str | os.PathLike[str], *, ema: bool = False) -> GAN:
+    """The GAN a Trainer checkpoint holds, on the CPU, ready to sample from.
 
-
-def load_gan(path: str | os.PathLike[str], *, ema: bool = False) -> DCGAN:
-    """The DCGAN a Trainer checkpoint holds, on the CPU, ready to sample from.
+    The pair is rebuilt by the architecture name the checkpoint records (see
+    :func:`ganlib.gan.register_architecture`); checkpoints written before names
+    were recorded are DCGANs.
 
     Args:
         path: A checkpoint written by :meth:`ganlib.Trainer.save_checkpoint` or
@@ -157,28 +148,33 @@ def load_gan(path: str | os.PathLike[str], *, ema: bool = False) -> DCGAN:
             :class:`~ganlib.callbacks.EMA` callback) in the generator.
 
     Raises:
-        CheckpointError: If the file is not a readable ganlib checkpoint, was
-            not written for a :class:`~ganlib.DCGAN`, or has no EMA weights
-            when ``ema`` is asked for.
+        CheckpointError: If the file is not a readable ganlib checkpoint, records
+            no configuration or an unregistered architecture, or has no EMA
+            weights when ``ema`` is asked for.
     """
-    from .models import DCGAN
-
     payload = load_checkpoint(path)
     config = payload.get("gan_config")
     if not isinstance(config, dict):
         raise CheckpointError(
-            f"checkpoint {str(path)!r} does not record a DCGAN configuration (it was trained "
-            "with custom networks); rebuild them and load payload['generator'] yourself"
+            f"checkpoint {str(path)!r} does not record a DCGAN configuration, nor any "
+            "registered architecture's (it was trained with custom networks); register the "
+            "architecture (ganlib.gan.register_architecture) or rebuild the networks and load "
+            "payload['generator'] yourself"
         )
-    gan = DCGAN(**config, init=None)
+    arch = payload.get("arch") or "dcgan"
+    try:
+        with torch.random.fork_rng(devices=[]):  # building initialises: leave the RNG alone
+            gan = build_gan(arch, config)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r}: {exc}") from exc
     gan.discriminator.load_state_dict(payload["discriminator"])
     generator_state = payload["generator"]
     if ema:
-        averaged = [s.get("module") for s in payload["callbacks"].values() if "module" in s]
-        if not averaged:
+        averaged = payload["callbacks"].get(EMA_STATE_KEY, {}).get("module")
+        if averaged is None:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} has no EMA generator (train with the EMA callback)"
             )
-        generator_state = averaged[0]
+        generator_state = averaged
     gan.generator.load_state_dict(generator_state)
     return gan

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import torch
 
-from .callbacks.samples import save_grid
 from .checkpoint import CheckpointError, load_gan
 from .device import resolve_device
-from .metrics.features import sample_images
-from .models.norm import recompute_batchnorm_stats
+from .sampling import recompute_batchnorm, sample_images, save_grid
+from .seeding import batchnorm_seed
 
 
 def positive_int(text: str) -> int:
@@ -76,15 +75,13 @@ def sample_command(args: argparse.Namespace) -> Path:
     generator = gan.generator
     labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)
     if args.eval_mode and args.ema:  # the copied statistics do not fit averaged weights
-        rng = torch.Generator(device=device).manual_seed(args.seed + 1)
-        batches = (gan.generator_inputs(500, device, rng) for _ in range(20))
-        recompute_batchnorm_stats(generator, batches)
+        recompute_batchnorm(generator, gan, batchnorm_seed(args.seed))
     images = torch.cat(
         list(
             sample_images(
                 generator,
                 args.num,
-                lambda n, rng: gan.sample_noise(n, device, rng),
+                gan,
                 batch_size=max(args.num, 64),
                 seed=args.seed,
                 eval_mode=args.eval_mode,

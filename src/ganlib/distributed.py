@@ -10,15 +10,18 @@ training runs in one process.
 from __future__ import annotations
 
 import atexit
+import inspect
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["Strategy", "WorldInfo", "setup", "step_seed"]
+from .seeding import step_seed
+
+__all__ = ["Strategy", "WorldInfo", "prepare_networks", "setup", "step_seed", "wrap"]
 
 Strategy = Literal["auto", "single", "ddp"]
 
@@ -60,13 +63,6 @@ class WorldInfo:
         value = torch.tensor([float(flag)], device=device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
-
-
-def step_seed(seed: int, rank: int, step: int) -> int:
-    """The latent seed of one process at one step: distinct per rank, and a pure function
-    of (seed, rank, step), so a distributed run resumes exactly without storing every
-    rank's random state."""
-    return (seed * 1_000_003 + rank * 998_244_353 + step * 7_919 + 17) % (2**63)
 
 
 def _env_world_size() -> int:
@@ -117,6 +113,44 @@ def setup(strategy: Strategy, device: str | torch.device) -> tuple[WorldInfo, st
         atexit.register(_destroy)
     world = WorldInfo(dist.get_rank(), dist.get_world_size(), local_rank)
     return world, device
+
+
+def prepare_networks(
+    world: WorldInfo, device: torch.device, networks: tuple[nn.Module, ...], sync_batchnorm: bool
+) -> None:
+    """Turn the networks' BatchNorm layers into SyncBatchNorm (in place) when asked for and
+    distributed, so they normalise over the global batch.
+
+    Raises:
+        ValueError: ``sync_batchnorm`` under DDP off CUDA (PyTorch's SyncBatchNorm needs it).
+    """
+    if not (sync_batchnorm and world.distributed):
+        return
+    if device.type != "cuda":
+        raise ValueError(
+            f"`sync_batchnorm` needs CUDA devices (PyTorch's SyncBatchNorm), got {device.type!r}"
+        )
+    for network in networks:
+        nn.SyncBatchNorm.convert_sync_batchnorm(network)
+
+
+def wrap(world: WorldInfo, module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` in DistributedDataParallel when distributed (else itself).
+
+    Each rank keeps its own BatchNorm statistics: no per-forward buffer broadcast
+    from rank 0 in the middle of D's two passes; the weights stay identical.
+    """
+    if not world.distributed:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    # PyTorch 2.14 renamed broadcast_buffers to forward_sync_buffers.
+    renamed = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    options: dict[str, Any] = {
+        "device_ids": [device.index] if device.type == "cuda" else None,
+        "forward_sync_buffers" if renamed else "broadcast_buffers": False,
+    }
+    return DistributedDataParallel(module, **options)
 
 
 def _destroy() -> None:

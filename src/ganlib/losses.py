@@ -1,11 +1,19 @@
 """Adversarial losses, in logit form.
 
 A loss is any object with ``discriminator_loss(real_logits, fake_logits)`` and
-``generator_loss(fake_logits)`` (the :class:`AdversarialLoss` protocol). Two
-optional methods refine it: ``score(logits)`` maps logits to what the trainer
-logs as ``d_real``/``d_fake`` (a probability for BCE-type losses, the raw score
-otherwise), and ``penalty(discriminator, real, fake, generator)`` adds a
-regulariser to the discriminator's loss (WGAN-GP's gradient penalty, R1).
+``generator_loss(fake_logits)`` (the :class:`AdversarialLoss` protocol). Optional
+parts refine it:
+
+- ``score(logits)`` maps logits to what the trainer logs as ``d_real``/``d_fake``
+  (a probability for BCE-type losses, the raw score otherwise);
+- ``penalty(discriminator, real, fake, generator)`` adds a regulariser to the
+  discriminator's loss (WGAN-GP's gradient penalty, R1);
+- ``generator_loss(fake_logits, real_logits)``: a generator loss with a
+  ``real_logits`` parameter (relativistic losses) also gets D's logits on the
+  real batch, scored by the discriminator G is trained against;
+- a loss deriving from :class:`ReportsMetrics` logs named values of its own
+  (``self.report("gp", value)``): they join the step's metrics, so they are in
+  metrics.csv, the progress line and the loss curve.
 
 Examples:
     >>> from ganlib.losses import get_loss
@@ -14,6 +22,7 @@ Examples:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Literal, Protocol, get_args, runtime_checkable
 
@@ -30,10 +39,13 @@ __all__ = [
     "LSGANLoss",
     "LossName",
     "R1Penalty",
+    "ReportsMetrics",
     "WGANGPLoss",
     "get_loss",
     "penalty_of",
+    "reported_metrics",
     "score_of",
+    "wants_real_logits",
 ]
 
 LossName = Literal["bce", "hinge", "wgan-gp", "lsgan"]
@@ -46,6 +58,28 @@ class AdversarialLoss(Protocol):
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor: ...
 
     def generator_loss(self, fake_logits: Tensor) -> Tensor: ...
+
+
+class ReportsMetrics:
+    """Mixin for a loss that logs values of its own beside the step's metrics.
+
+    Call :meth:`report` inside ``discriminator_loss``, ``generator_loss`` or
+    ``penalty``; the step collects the values once per step (with its one device
+    synchronisation) and logs them under their names. A name reported in one step
+    should be reported in every step, so the logs keep one set of columns.
+    """
+
+    def report(self, name: str, value: Tensor) -> None:
+        """Log ``value`` (a scalar tensor) as metric ``name`` for the current step."""
+        if not hasattr(self, "_reported"):
+            self._reported: dict[str, Tensor] = {}
+        self._reported[name] = value.detach().float().reshape(())
+
+    def pop_reported(self) -> dict[str, Tensor]:
+        """The values reported since the last call, which are then forgotten."""
+        reported = getattr(self, "_reported", {})
+        self._reported = {}
+        return reported
 
 
 class BCELoss:
@@ -129,7 +163,7 @@ class WGANGPLoss:
         return self.penalty_weight * ((norms - 1.0) ** 2).mean()
 
 
-class R1Penalty:
+class R1Penalty(ReportsMetrics):
     """Wraps a loss and adds the R1 penalty (Mescheder et al. 2018): gamma/2 * E||grad D(real)||^2.
 
     Args:
@@ -141,11 +175,14 @@ class R1Penalty:
         self.loss = loss
         self.gamma = check_positive_float("r1_gamma", gamma)
         self.name = f"{getattr(loss, 'name', type(loss).__name__)}+r1"
+        self.needs_real_logits = wants_real_logits(loss)
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return self.loss.discriminator_loss(real_logits, fake_logits)
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        if self.needs_real_logits:
+            return self.loss.generator_loss(fake_logits, real_logits=real_logits)  # type: ignore[call-arg]
         return self.loss.generator_loss(fake_logits)
 
     def score(self, logits: Tensor) -> Tensor:
@@ -161,6 +198,9 @@ class R1Penalty:
         r1 = 0.5 * self.gamma * _input_gradients(discriminator, real).pow(2).sum(1).mean()
         inner = penalty_of(self.loss)
         return r1 if inner is None else r1 + inner(discriminator, real, fake, generator)
+
+    def pop_reported(self) -> dict[str, Tensor]:
+        return {**reported_metrics(self.loss), **super().pop_reported()}
 
 
 _LOSSES: dict[str, Callable[[], AdversarialLoss]] = {
@@ -190,6 +230,24 @@ def score_of(loss: AdversarialLoss) -> Callable[[Tensor], Tensor]:
     """The loss's ``score`` method, or the identity when it has none."""
     score = getattr(loss, "score", None)
     return score if callable(score) else (lambda logits: logits)
+
+
+def reported_metrics(loss: AdversarialLoss) -> dict[str, Tensor]:
+    """The values ``loss`` reported this step (empty for a loss that reports none)."""
+    return loss.pop_reported() if isinstance(loss, ReportsMetrics) else {}
+
+
+def wants_real_logits(loss: AdversarialLoss) -> bool:
+    """Whether ``loss.generator_loss`` takes ``real_logits`` (a relativistic loss); a
+    wrapper says so for its inner loss with a boolean ``needs_real_logits``."""
+    declared = getattr(loss, "needs_real_logits", None)
+    if isinstance(declared, bool):
+        return declared
+    try:
+        parameters = inspect.signature(loss.generator_loss).parameters
+    except (TypeError, ValueError):
+        return False
+    return "real_logits" in parameters
 
 
 def penalty_of(

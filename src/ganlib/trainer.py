@@ -1,72 +1,63 @@
-"""The adversarial Trainer: alternating D/G steps, callbacks, exact resume.
+"""The Trainer: the loop that runs adversarial steps, with callbacks and exact resume.
 
-One training step, as the reference recipe does it:
+The Trainer owns the loop only: ``fit``, epochs, stopping, Ctrl-C, the callback
+hooks, and the state that checkpoints save and load. What it runs comes from
+the modules that own each concept:
 
-1. ``d_steps`` times: D on a real batch and, in a separate forward pass, on
-   ``G(z).detach()``; the two losses are summed (plus any penalty) and D steps.
-2. G against ``D(G(z))`` on the fakes of the last D step; G steps.
+- :mod:`ganlib.gan`: the pair's contract (latents, labels, image shape, config);
+- :mod:`ganlib.step`: what one step computes (D steps, G step, the metrics);
+- :mod:`ganlib.runtime`: what ``fast``, precision, compile and channels_last mean here;
+- :mod:`ganlib.distributed`: process group, DDP wrapping, SyncBatchNorm;
+- :mod:`ganlib.batching`: the batches of each epoch, resumable and sharded;
+- :mod:`ganlib.seeding`: every random stream derived from the seed;
+- :mod:`ganlib.checkpoint`: the file format.
 
-Metrics of every step: ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` (D's mean
-score on real and fake before its step: a probability for BCE, the raw score
-otherwise) and ``d_fake_after`` (the same fakes after D's step). If D is not
-learning, ``d_fake`` and ``d_fake_after`` stay equal.
-
-A conditional model (one with a ``num_classes`` attribute, such as
-``DCGAN(num_classes=K)``) is trained on (images, labels) batches: D sees real
-images with their labels, and every batch of fakes is made for labels drawn
-uniformly from the trainer's seeded stream.
-
-Under ``torchrun`` each process trains on its shard of every epoch with G and D
-wrapped in DistributedDataParallel (see :mod:`ganlib.distributed` and
-docs/distributed.md): D's updates go through its DDP wrapper, while G's loss
-reads D through the plain module, so every DDP forward is followed by exactly
-one backward over that network's parameters.
+A conditional pair (``num_classes`` set, such as ``DCGAN(num_classes=K)``) is
+trained on (images, labels) batches. Under ``torchrun`` each process trains on
+its shard of every epoch with G and D in DistributedDataParallel (see
+docs/distributed.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
-import secrets
 import signal
 import sys
 import threading
-import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
-from torch.optim import Adam, Optimizer
 
-from ._validation import check_choice, check_int
+from . import distributed
+from ._validation import check_int
 from ._version import __version__
-from .batching import BatchSource, split_batch
+from .batching import BatchSource, check_data
 from .callbacks.base import Callback, CallbackList
-from .checkpoint import (
-    FORMAT_KEY,
-    FORMAT_VERSION,
-    CheckpointError,
-    atomic_save,
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-)
+from .checkpoint import FORMAT_KEY, FORMAT_VERSION, CheckpointError, atomic_save, load_checkpoint
 from .device import resolve_device
-from .distributed import Strategy, WorldInfo, setup, step_seed
-from .losses import AdversarialLoss, LossName, get_loss, penalty_of, score_of
-from .models.dcgan import check_labels
+from .gan import GAN, as_gan
+from .losses import AdversarialLoss, LossName, get_loss
+from .optim import OptimizerArg, build_optimizer
+from .runtime import CompiledOrEager, Precision, Runtime
+from .runtime import native_bf16 as _native_bf16
+from .seeding import (
+    capture_rng_state,
+    fresh_seed,
+    restore_rng_state,
+    resume_seed,
+    step_seed,
+)
+from .step import METRIC_NAMES, AdversarialStep, StepNetworks
 
 __all__ = ["DEFAULT_MAX_EPOCHS", "Precision", "Trainer", "TrainerState"]
 
-Precision = Literal["32", "bf16", "16"]
-NoiseSampler = Callable[[int, torch.device, torch.Generator | None], Tensor]
-OptimizerArg = Optimizer | Callable[[Iterable[nn.Parameter]], Optimizer] | None
 # Trains this many epochs when neither max_epochs nor max_steps is given (the recipe's).
 DEFAULT_MAX_EPOCHS = 10
-METRIC_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "d_fake_after")
+# (kept importable from here: tests and user code written against earlier releases)
+_COMPAT = (CompiledOrEager, _native_bf16, METRIC_NAMES)
 
 
 @dataclass
@@ -84,91 +75,6 @@ class TrainerState:
     epoch: int = 0
     batch_in_epoch: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def _unpack_gan(gan: Any) -> tuple[nn.Module, nn.Module, NoiseSampler]:
-    """(generator, discriminator, latent sampler) from a DCGAN-like object or a tuple."""
-    if all(hasattr(gan, name) for name in ("generator", "discriminator", "sample_noise")):
-        return gan.generator, gan.discriminator, gan.sample_noise
-    if isinstance(gan, (tuple, list)) and len(gan) == 3:
-        generator, discriminator, latent = gan
-        if isinstance(generator, nn.Module) and isinstance(discriminator, nn.Module):
-            if callable(latent):
-                return generator, discriminator, latent
-            dim = check_int("latent_dim (third item of `gan`)", latent, 1)
-            return (
-                generator,
-                discriminator,
-                lambda n, device, rng: torch.randn(n, dim, device=device, generator=rng),
-            )
-    raise TypeError(
-        "`gan` must provide .generator, .discriminator and .sample_noise (like ganlib.DCGAN), "
-        f"or be a (generator, discriminator, latent_dim or sampler) tuple; got {type(gan).__name__}"
-    )
-
-
-class CompiledOrEager:
-    """``torch.compile(module)``, falling back to the plain module (with one warning)
-    where compiling fails, say on a machine without a C++ compiler."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module = module
-        self._compiled: Callable[..., Tensor] | None = torch.compile(module)
-        self._proven = False
-
-    def __call__(self, *args: Any) -> Tensor:
-        if self._compiled is None:
-            return self.module(*args)
-        if self._proven:
-            return self._compiled(*args)
-        try:
-            out = self._compiled(*args)
-        except Exception as exc:  # inductor raises many types; none should stop training
-            warnings.warn(
-                f"torch.compile failed for {type(self.module).__name__} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                "training continues uncompiled",
-                stacklevel=2,
-            )
-            self._compiled = None
-            return self.module(*args)
-        self._proven = True
-        return out
-
-
-def _native_bf16(device: torch.device) -> bool:
-    """Whether bf16 arithmetic is native (fast) on ``device``, not emulated."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:  # oneDNN's own check for AVX512-BF16 / AMX
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
-def _build_optimizer(
-    arg: OptimizerArg, module: nn.Module, name: str, fused: bool = False
-) -> Optimizer:
-    if arg is None:  # the recipe's Adam
-        return Adam(module.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=fused or None)
-    if isinstance(arg, Optimizer):
-        owned = {id(p) for p in module.parameters()}
-        held = [p for group in arg.param_groups for p in group["params"]]
-        if not held or any(id(p) not in owned for p in held):
-            network = {"g_optimizer": "generator", "d_optimizer": "discriminator"}[name]
-            raise ValueError(
-                f"`{name}` must optimise the {network}'s parameters only; it holds "
-                f"{sum(id(p) not in owned for p in held)} parameter(s) of another module"
-            )
-        return arg
-    if callable(arg):
-        return arg(module.parameters())
-    raise TypeError(
-        f"`{name}` must be a torch Optimizer, a function of parameters returning one, or None; "
-        f"got {type(arg).__name__}"
-    )
 
 
 class Trainer:
@@ -232,7 +138,7 @@ class Trainer:
         fast: bool = False,
         compile: bool | None = None,
         channels_last: bool | None = None,
-        strategy: Strategy = "auto",
+        strategy: distributed.Strategy = "auto",
         sync_batchnorm: bool = False,
         callbacks: Iterable[Callback] = (),
         max_epochs: int | None = None,
@@ -240,10 +146,10 @@ class Trainer:
         seed: int | None = None,
         progress: bool = True,
     ) -> None:
-        self.gan = gan
-        self.generator, self.discriminator, self._sample_noise = _unpack_gan(gan)
-        num_classes = getattr(gan, "num_classes", None)
-        self.num_classes = None if num_classes is None else check_int("num_classes", num_classes, 1)
+        self.gan: GAN = as_gan(gan)
+        self.generator: nn.Module = self.gan.generator
+        self.discriminator: nn.Module = self.gan.discriminator
+        self.num_classes = self.gan.num_classes
         if isinstance(loss, str):
             self.loss: AdversarialLoss = get_loss(loss)  # type: ignore[arg-type]
         elif isinstance(loss, AdversarialLoss):
@@ -255,42 +161,27 @@ class Trainer:
             )
         self.d_steps = check_int("d_steps", d_steps, 1)
         self.fast = bool(fast)
-        self.channels_last = fast if channels_last is None else bool(channels_last)
-        self.world: WorldInfo
-        self.world, device = setup(strategy, device)
+        self.world, device = distributed.setup(strategy, device)
         self.device = resolve_device(device)
-        if precision is None:
-            precision = "bf16" if fast and _native_bf16(self.device) else "32"
-        self.precision = check_choice("precision", precision, get_args(Precision))
-        if compile is None:
-            # On a CPU in fp32, compiling measured no faster than channels_last alone
-            # (0.98x; docs/performance.md): the fast path compiles on CUDA and in bf16.
-            compile = fast and (self.device.type == "cuda" or self.precision != "32")
-        use_compile = bool(compile)
+        self.runtime = Runtime.resolve(
+            self.device,
+            fast=self.fast,
+            precision=precision,
+            compile=compile,
+            channels_last=channels_last,
+        )
         self.max_epochs = None if max_epochs is None else check_int("max_epochs", max_epochs, 1)
         self.max_steps = None if max_steps is None else check_int("max_steps", max_steps, 1)
         if self.max_epochs is None and self.max_steps is None:
             self.max_epochs = DEFAULT_MAX_EPOCHS
-        self.seed = secrets.randbits(62) if seed is None else check_int("seed", seed, 0)
-        if sync_batchnorm and self.world.distributed:
-            if self.device.type != "cuda":
-                raise ValueError(
-                    f"`sync_batchnorm` needs CUDA devices (PyTorch's SyncBatchNorm), "
-                    f"got {self.device.type!r}"
-                )
-            nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)
-            nn.SyncBatchNorm.convert_sync_batchnorm(self.discriminator)
-        for network in (self.generator, self.discriminator):
-            network.to(self.device)
-            if self.channels_last:
-                network.to(memory_format=torch.channels_last)
-        fused = fast and self.device.type == "cuda"
-        self.g_optimizer = _build_optimizer(g_optimizer, self.generator, "g_optimizer", fused)
-        self.d_optimizer = _build_optimizer(d_optimizer, self.discriminator, "d_optimizer", fused)
-        # The step calls these; state_dicts and callbacks see the plain modules.
-        self._G, self._D, self._D_for_g = self._step_networks(use_compile)
-        if fast and self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        self.seed = fresh_seed() if seed is None else check_int("seed", seed, 0)
+        networks = (self.generator, self.discriminator)
+        distributed.prepare_networks(self.world, self.device, networks, sync_batchnorm)
+        for network in networks:
+            self.runtime.place(network)
+        fused = self.runtime.fused_optimizers
+        self.g_optimizer = build_optimizer(g_optimizer, self.generator, "g_optimizer", fused)
+        self.d_optimizer = build_optimizer(d_optimizer, self.discriminator, "d_optimizer", fused)
 
         callbacks = list(callbacks)
         from .callbacks.progress import ProgressBar  # the callbacks package imports Trainer types
@@ -298,55 +189,43 @@ class Trainer:
         if progress and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.insert(0, ProgressBar())
         self.callbacks = CallbackList(callbacks, main_process=self.world.is_main)
+        self.progress = progress
 
-        autocast_dtype = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[self.precision]
-        self._autocast_dtype = autocast_dtype
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "16")
-        self._score = score_of(self.loss)
-        self._penalty = penalty_of(self.loss)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.train_step = AdversarialStep(
+            self.gan,
+            self.g_optimizer,
+            self.d_optimizer,
+            self.loss,
+            runtime=self.runtime,
+            rng=self.noise_rng,
+            d_steps=self.d_steps,
+            networks=StepNetworks.build(
+                self.gan,
+                self.runtime,
+                lambda module: distributed.wrap(self.world, module, self.device),
+            ),
+            before_optimizer_step=lambda network, optimizer: self.callbacks.call(
+                "on_before_optimizer_step", self, network, optimizer
+            ),
+            reduce=self.world.mean,
+        )
+        self.scaler = self.train_step.scaler
         self.state = TrainerState()
         self.should_stop = False
         self.num_batches: int | None = None
         self._in_step = False
         self._interrupt_requested = False
 
-    def _step_networks(
-        self, use_compile: bool
-    ) -> tuple[Callable[..., Tensor], Callable[..., Tensor], Callable[..., Tensor]]:
-        """G and D as the step calls them, and D as G's loss reads it.
+    @property
+    def precision(self) -> Precision:
+        """The precision training runs in (see :class:`ganlib.runtime.Runtime`)."""
+        return self.runtime.precision
 
-        Under DDP, G and D are wrapped (their gradients are averaged over the
-        processes); G's loss reads D unwrapped, since D is not updated there and a
-        DDP forward must be followed by a backward over its own parameters.
-        """
-        generator: nn.Module = self.generator
-        discriminator: nn.Module = self.discriminator
-        if self.world.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
-            # Each rank keeps its own BatchNorm statistics (no per-forward broadcast
-            # from rank 0 in the middle of D's two passes); weights stay identical.
-            # (PyTorch 2.14 renamed broadcast_buffers to forward_sync_buffers.)
-            renamed = (
-                "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-            )
-            options: dict[str, Any] = {
-                "device_ids": [self.device.index] if self.device.type == "cuda" else None,
-                "forward_sync_buffers" if renamed else "broadcast_buffers": False,
-            }
-            generator = DistributedDataParallel(generator, **options)
-            discriminator = DistributedDataParallel(discriminator, **options)
-        if not use_compile:
-            return generator, discriminator, self.discriminator
-        compiled_d = CompiledOrEager(discriminator)
-        # Without DDP, G's loss reads the same compiled D (one compilation, not two).
-        plain_d = compiled_d if discriminator is self.discriminator else None
-        return (
-            CompiledOrEager(generator),
-            compiled_d,
-            plain_d or CompiledOrEager(self.discriminator),
-        )
+    @property
+    def channels_last(self) -> bool:
+        """Whether weights and images are kept channels_last."""
+        return self.runtime.channels_last
 
     @property
     def is_main_process(self) -> bool:
@@ -392,16 +271,19 @@ class Trainer:
             num_workers=check_int("num_workers", num_workers, 0),
             seed=self.seed,
             device=self.device,
-            preload=self.fast,
+            preload=self.runtime.preload,
             rank=self.world.rank,
             world_size=self.world.world_size,
         )
-        self._check_data(source)
+        check_data(source, self.gan.image_shape, self.num_classes)
         if ckpt_path is not None:
             self.load_checkpoint(ckpt_path)
         source.seed = self.seed  # a loaded checkpoint brings its own seed
         self.num_batches = None if source.iterable else len(source)
         self._in_step = False
+        self.runtime.activate()
+        if self.progress and self.world.is_main and (self.fast or self.runtime.reasons):
+            print(self.runtime.describe(), flush=True)
         with self._deferred_ctrl_c():
             try:
                 self.callbacks.call("on_fit_start", self)
@@ -433,7 +315,9 @@ class Trainer:
             # A step spans its hooks: until on_batch_end is through, its state is half-made.
             self._in_step = True
             self.callbacks.call("on_batch_start", self, images)
-            metrics = self._train_step(images, labels if self.num_classes is not None else None)
+            if self.world.distributed:  # latents differ per rank, and resume exactly
+                self.noise_rng.manual_seed(step_seed(self.seed, self.world.rank, state.step))
+            metrics = self.train_step(images, labels if self.num_classes is not None else None)
             state.step += 1
             state.batch_in_epoch += 1
             state.metrics = metrics
@@ -455,15 +339,10 @@ class Trainer:
         if self._interrupt_requested:
             raise KeyboardInterrupt(f"training interrupted by Ctrl-C after step {self.state.step}")
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self._autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
-
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Latents for ``n`` images on the trainer's device, drawn from ``generator`` or,
         by default, the trainer's own seeded random stream."""
-        return self._sample_noise(n, self.device, generator or self.noise_rng)
+        return self.gan.sample_noise(n, self.device, generator or self.noise_rng)
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Uniform class labels for ``n`` fakes of a conditional model, drawn from
@@ -472,126 +351,18 @@ class Trainer:
         Raises:
             ValueError: For an unconditional model.
         """
-        if self.num_classes is None:
-            raise ValueError("sample_labels needs a conditional model (one with num_classes)")
-        rng = generator or self.noise_rng
-        return torch.randint(self.num_classes, (n,), device=self.device, generator=rng)
+        return self.gan.sample_labels(n, self.device, generator or self.noise_rng)
 
     def generator_inputs(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, ...]:
         """What the generator takes for ``n`` images: ``(latents,)``, or ``(latents,
         labels)`` for a conditional model, drawn from ``generator`` or the trainer's stream."""
-        z = self.sample_noise(n, generator)
-        return (z,) if self.num_classes is None else (z, self.sample_labels(n, generator))
-
-    def _optimizer_step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.scaler.is_enabled():
-            self.scaler.unscale_(optimizer)  # callbacks see true gradients
-        self.callbacks.call("on_before_optimizer_step", self, network, optimizer)
-        self.scaler.step(optimizer)
-
-    def _train_step(self, real: Tensor, labels: Tensor | None = None) -> dict[str, float]:
-        """One D/G step; ``labels`` are the real images' classes for a conditional model."""
-        G, D, batch = self._G, self._D, real.shape[0]
-        if self.world.distributed:  # latents differ per rank, and resume exactly
-            self.noise_rng.manual_seed(step_seed(self.seed, self.world.rank, self.state.step))
-        if self.channels_last:
-            real = real.contiguous(memory_format=torch.channels_last)
-        real_cond = () if labels is None else (labels,)  # extra arguments of D on real images
-        penalized_d: Callable[[Tensor], Tensor] = self.discriminator
-        if labels is not None:  # interpolates and R1 points are scored with the real labels
-            penalized_d = functools.partial(self.discriminator, labels=labels)
-        for d_step in range(self.d_steps):
-            g_inputs = self.generator_inputs(batch)
-            fake_cond = g_inputs[1:]  # the fakes' labels, if any
-            with self._autocast():
-                # Only the last D step's fakes are reused by G, so only they keep a graph.
-                with torch.set_grad_enabled(d_step == self.d_steps - 1):
-                    fake = G(*g_inputs)
-                # Separate forward passes: BatchNorm never mixes real and fake.
-                real_logits = D(real, *real_cond)
-                fake_logits = D(fake.detach(), *fake_cond)
-                loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
-                if self._penalty is not None:
-                    # Penalties differentiate twice: the uncompiled network.
-                    loss_d = loss_d + self._penalty(penalized_d, real, fake, self.noise_rng)
-            self._optimizer_step(loss_d, self.d_optimizer, "discriminator")
-
-        self.discriminator.requires_grad_(False)  # G's backward needs no grads for D's weights
-        try:
-            with self._autocast():
-                after_logits = self._D_for_g(fake, *fake_cond)
-                loss_g = self.loss.generator_loss(after_logits)
-            self._optimizer_step(loss_g, self.g_optimizer, "generator")
-        finally:
-            self.discriminator.requires_grad_(True)
-        self.scaler.update()
-        with torch.no_grad():
-            values = self.world.mean(
-                torch.stack(
-                    [
-                        loss_d.detach().float(),
-                        loss_g.detach().float(),
-                        self._score(real_logits.detach()).float().mean(),
-                        self._score(fake_logits.detach()).float().mean(),
-                        self._score(after_logits.detach()).float().mean(),
-                    ]
-                )
-            ).tolist()  # one device sync per step
-        return dict(zip(METRIC_NAMES, values, strict=True))
-
-    # ------------------------------------------------------------- validation
+        return self.gan.generator_inputs(n, self.device, generator or self.noise_rng)
 
     def image_shape(self) -> tuple[int, ...]:
         """The generator's output shape (C, H, W)."""
-        shape = getattr(self.gan, "image_shape", None)
-        if shape is not None:
-            return tuple(shape)
-        was_training = self.generator.training
-        self.generator.eval()
-        with torch.no_grad():
-            shape = tuple(self.generator(self._sample_noise(2, self.device, None)).shape[1:])
-        self.generator.train(was_training)
-        return shape
-
-    def _check_data(self, source: BatchSource) -> None:
-        if source.dataset_size == 0:
-            raise ValueError("`data` is empty: there are no images to train on")
-        if not source.iterable and len(source) == 0:
-            raise ValueError(
-                f"`data` has {source.dataset_size} images, fewer than one batch of "
-                f"{source.batch_size} with drop_last=True"
-            )
-        images, labels = split_batch(source.sample_item())
-        if self.num_classes is not None:
-            if labels is None:
-                raise ValueError(
-                    f"the model is conditional (num_classes={self.num_classes}) but `data` has "
-                    "no labels: pass (images, labels) tensors or a Dataset of (image, label)"
-                )
-            # Tensor data: every label, once (the model itself checks only CPU batches).
-            all_labels = source.labels if source.labels is not None else labels.reshape(-1)
-            check_labels(all_labels, self.num_classes)
-        expected = self.image_shape()
-        if images.dim() < 3 or tuple(images.shape[-3:]) != expected:
-            raise ValueError(
-                f"images must be shaped (C, H, W) = {expected} to match the generator's output, "
-                f"got {tuple(images.shape[-3:]) if images.dim() >= 3 else tuple(images.shape)} "
-                "from `data`"
-            )
-        if not images.is_floating_point():
-            raise ValueError(
-                f"images must be floating point and scaled to [-1, 1], got dtype {images.dtype}"
-            )
-        if images.numel() and (images.min() < -1.0 - 1e-3 or images.max() > 1.0 + 1e-3):
-            warnings.warn(
-                f"images range over [{images.min().item():.3g}, {images.max().item():.3g}]; "
-                "the generator's Tanh output is [-1, 1] (use Normalize((0.5,), (0.5,)))",
-                stacklevel=3,
-            )
+        return tuple(self.gan.image_shape)
 
     def callback(self, kind: type[Callback]) -> Callback | None:
         """The first callback of class ``kind``, or ``None``."""
@@ -635,7 +406,8 @@ class Trainer:
         return {
             FORMAT_KEY: FORMAT_VERSION,
             "ganlib_version": __version__,
-            "gan_config": getattr(self.gan, "config", None),
+            "arch": self.gan.arch or None,
+            "gan_config": self.gan.config,
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "g_optimizer": self.g_optimizer.state_dict(),
@@ -681,6 +453,6 @@ class Trainer:
         if noise["device"] == self.device.type:
             self.noise_rng.set_state(noise["state"])
         else:  # a different device family has another generator; continue deterministically
-            self.noise_rng.manual_seed(self.seed + self.state.step)
+            self.noise_rng.manual_seed(resume_seed(self.seed, self.state.step))
         restore_rng_state(payload["rng"])
         self.callbacks.load_state_dict(payload["callbacks"])

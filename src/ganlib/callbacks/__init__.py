@@ -4,6 +4,8 @@ Callbacks run in the order given; checkpointing (:class:`ModelCheckpoint`)
 runs after all the others.
 """
 
+# Earlier releases exported the sampling helper here; its home is ganlib.sampling.
+from ..sampling import generate  # noqa: F401
 from .base import Callback, CallbackList, Network
 from .checkpoint import ModelCheckpoint
 from .ema import EMA
@@ -11,7 +13,7 @@ from .guard import NaNGuard, NonFiniteLossError
 from .logging import MetricsLogger, TensorBoardLogger
 from .plot import LossCurve
 from .progress import ProgressBar
-from .samples import SampleGrid, generate
+from .samples import SampleGrid
 
 __all__ = [
     "EMA",
@@ -26,5 +28,4 @@ __all__ = [
     "ProgressBar",
     "SampleGrid",
     "TensorBoardLogger",
-    "generate",
 ]

@@ -11,7 +11,9 @@ from torch import nn
 from typing_extensions import override
 
 from .._validation import check_int
-from ..models.norm import recompute_batchnorm_stats
+from ..checkpoint import EMA_STATE_KEY
+from ..sampling import BATCHNORM_BATCH_SIZE, BATCHNORM_BATCHES, recompute_batchnorm
+from ..seeding import batchnorm_seed
 from .base import Callback
 
 if TYPE_CHECKING:
@@ -54,6 +56,11 @@ class EMA(Callback):
         self.module: nn.Module | None = None
         self._pending: Mapping[str, Any] | None = None
 
+    @property
+    @override
+    def state_key(self) -> str:
+        return EMA_STATE_KEY  # where load_gan(ema=True) finds the average
+
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         if self.module is None:
@@ -73,7 +80,10 @@ class EMA(Callback):
             mine.copy_(theirs)
 
     def recompute_batchnorm(
-        self, trainer: Trainer, num_batches: int = 10, batch_size: int = 500
+        self,
+        trainer: Trainer,
+        num_batches: int = BATCHNORM_BATCHES,
+        batch_size: int = BATCHNORM_BATCH_SIZE,
     ) -> nn.Module:
         """Measure the average's own BatchNorm statistics on ``num_batches`` batches of
         latents, for eval-mode sampling, and return the averaged generator.
@@ -83,10 +93,13 @@ class EMA(Callback):
         next update copies the live statistics back.
         """
         assert self.module is not None, "the EMA starts at on_fit_start"
-        rng = torch.Generator(device=trainer.device).manual_seed(trainer.seed + 2)
-        inputs = (trainer.generator_inputs(batch_size, rng) for _ in range(num_batches))
-        recompute_batchnorm_stats(self.module, inputs)
-        return self.module
+        return recompute_batchnorm(
+            self.module,
+            trainer.gan,
+            batchnorm_seed(trainer.seed),
+            num_batches=num_batches,
+            batch_size=batch_size,
+        )
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from typing_extensions import override
 
+from ..step import METRIC_NAMES
 from .base import Callback
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["LossCurve"]
 
 _PANELS = (("loss_d", "loss_g"), ("d_real", "d_fake", "d_fake_after"))
+_TITLES = ("losses", "D's mean score: real, fake before >> after D's step", "reported by the loss")
 
 
 class LossCurve(Callback):
@@ -66,16 +68,18 @@ class LossCurve(Callback):
                 self._warned = True
             return False
         steps = self.history.get("step", [])
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-        for axis, keys in zip(axes, _PANELS, strict=True):
+        # Metrics a loss reports (a penalty's size, say) get a third panel.
+        extra = tuple(k for k in self.history if k != "step" and k not in METRIC_NAMES)
+        panels = (*_PANELS, extra) if extra else _PANELS
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8))
+        for axis, keys, title in zip(axes, panels, _TITLES, strict=False):
             for key in keys:
                 if key in self.history:
                     axis.plot(steps, self.history[key], label=key, linewidth=0.8)
             axis.set_xlabel("step")
+            axis.set_title(title)
             axis.legend()
             axis.grid(alpha=0.3)
-        axes[0].set_title("losses")
-        axes[1].set_title("D's mean score: real, fake before >> after D's step")
         fig.tight_layout()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(self.path, dpi=100)

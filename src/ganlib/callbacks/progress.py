@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from typing_extensions import override
 
 from .._validation import check_int
+from ..step import METRIC_NAMES
 from .base import Callback
 
 if TYPE_CHECKING:
@@ -18,12 +19,20 @@ __all__ = ["ProgressBar", "format_metrics"]
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:
-    """The recipe's progress fields: D loss, G loss, D(real), D(fake) before >> after D's step."""
-    return (
-        f"loss_d {metrics['loss_d']:.4f}  loss_g {metrics['loss_g']:.4f}  "
-        f"D(x) {metrics['d_real']:.3f}  "
-        f"D(G(z)) {metrics['d_fake']:.3f}>>{metrics['d_fake_after']:.3f}"
-    )
+    """The recipe's progress fields (D loss, G loss, D(real), D(fake) before >> after D's
+    step), then any other metric (those a loss reports) as ``name value``."""
+    fields = []
+    if all(name in metrics for name in METRIC_NAMES):
+        fields.append(
+            f"loss_d {metrics['loss_d']:.4f}  loss_g {metrics['loss_g']:.4f}  "
+            f"D(x) {metrics['d_real']:.3f}  "
+            f"D(G(z)) {metrics['d_fake']:.3f}>>{metrics['d_fake_after']:.3f}"
+        )
+        extra = {k: v for k, v in metrics.items() if k not in METRIC_NAMES}
+    else:
+        extra = dict(metrics)
+    fields += [f"{name} {value:.4g}" for name, value in extra.items()]
+    return "  ".join(fields)
 
 
 class ProgressBar(Callback):

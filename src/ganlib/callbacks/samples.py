@@ -14,6 +14,8 @@ from torchvision.utils import make_grid, save_image
 from typing_extensions import override
 
 from .._validation import check_int
+from ..sampling import generate, save_grid
+from ..seeding import grid_seed
 from .base import Callback
 from .ema import EMA
 
@@ -22,30 +24,7 @@ if TYPE_CHECKING:
 
     from ..trainer import Trainer
 
-__all__ = ["SampleGrid", "generate"]
-
-
-@torch.no_grad()
-def generate(
-    generator: nn.Module, latents: Tensor, eval_mode: bool = False, labels: Tensor | None = None
-) -> Tensor:
-    """Images from ``latents`` (and ``labels``, for a conditional generator), without
-    gradients; ``eval_mode`` uses BatchNorm's running stats.
-
-    The generator's train/eval mode is restored afterwards.
-    """
-    was_training = generator.training
-    generator.train(not eval_mode)
-    try:
-        return generator(latents, *(() if labels is None else (labels,))).float()
-    finally:
-        generator.train(was_training)
-
-
-def save_grid(images: Tensor, path: Path, nrow: int) -> None:
-    """Save images in [-1, 1] as one grid PNG, ``nrow`` per row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images, path, nrow=nrow, normalize=True, value_range=(-1.0, 1.0), pad_value=1.0)
+__all__ = ["SampleGrid"]
 
 
 def _read_png(path: Path) -> Tensor:
@@ -132,12 +111,12 @@ class SampleGrid(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         if self.noise is not None:
             return
-        rng = torch.Generator(device=trainer.device).manual_seed(trainer.seed + 1)
+        rng = torch.Generator(device=trainer.device).manual_seed(grid_seed(trainer.seed))
         if trainer.num_classes is None:
-            self.noise = trainer.sample_noise(self.num_samples, rng).cpu()
+            self.noise = trainer.gan.sample_noise(self.num_samples, trainer.device, rng).cpu()
             return
         # One row per class; column j keeps latent j in every row.
-        row = trainer.sample_noise(self.nrow, rng).cpu()
+        row = trainer.gan.sample_noise(self.nrow, trainer.device, rng).cpu()
         self.noise = row.repeat(trainer.num_classes, *[1] * (row.dim() - 1))
         self.labels = torch.arange(trainer.num_classes).repeat_interleave(self.nrow)
 

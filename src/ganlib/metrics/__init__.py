@@ -1,8 +1,9 @@
 """Sample-quality metrics: Fréchet and kernel distances for any feature extractor,
 offline MNIST scores with a shipped classifier, and Inception features from weights you supply."""
 
+from ..sampling import sample_images  # (its home is ganlib.sampling)
 from .distances import FeatureStats, frechet_distance, kernel_distance
-from .features import embed, sample_images
+from .features import embed
 from .inception import InceptionFeatures
 from .mnist import MNISTEvaluator, MNISTScores, class_scores
 from .mnist_classifier import MNISTClassifier, load_mnist_classifier

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .._validation import check_int
+from ..sampling import sample_images
 from .distances import FeatureStats, frechet_distance
-from .features import NoiseFn, embed, sample_images
+from .features import embed
 from .mnist_classifier import MNISTClassifier, load_mnist_classifier
 
 __all__ = ["MNISTEvaluator", "MNISTScores", "class_scores"]
@@ -140,13 +142,15 @@ class MNISTEvaluator:
         self,
         generator: nn.Module,
         num_samples: int,
-        noise: int | NoiseFn,
+        noise: Any,
         *,
         seed: int = 0,
         eval_mode: bool = False,
         conditional: bool = False,
     ) -> MNISTScores:
-        """Scores of ``num_samples`` images drawn from ``generator`` (see :func:`sample_images`).
+        """Scores of ``num_samples`` images drawn from ``generator`` (see
+        :func:`ganlib.sampling.sample_images`), its latents from ``noise``: a latent
+        size, a GAN (its ``sample_noise``) or a function ``(n, torch_generator) -> latents``.
 
         With ``conditional``, the generator takes labels: image ``i`` is drawn for
         digit ``i % 10`` (every digit equally often) and the scores include the

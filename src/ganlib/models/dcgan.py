@@ -17,12 +17,12 @@ discriminator adds a projection term (Miyato & Koyama, 2018) to its logit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .._validation import check_int
+from ..gan import GAN, check_labels
 from ..init import InitScheme, init_weights_
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "Discriminator",
     "Generator",
     "LayerStep",
-    "check_labels",
     "size_plan",
     "stage_widths",
 ]
@@ -91,57 +90,6 @@ def stage_widths(num_stages: int, width: int, max_width: int | None) -> list[int
     """
     widths = [width * 2 ** (num_stages - 1 - i) for i in range(num_stages)]
     return [min(w, max_width) if max_width is not None else w for w in widths]
-
-
-def check_labels(labels: Any, num_classes: int | None, batch: int | None = None) -> Tensor | None:
-    """Class labels checked for a model with ``num_classes`` classes (``None``: unconditional).
-
-    Args:
-        labels: Integer class indices shaped (B,), or ``None``.
-        num_classes: The model's classes; ``None`` for an unconditional model.
-        batch: The batch size the labels must match, when known.
-
-    Returns:
-        The labels as int64 (``None`` for an unconditional model).
-
-    Raises:
-        ValueError: Labels missing for a conditional model, given to an
-            unconditional one, of the wrong shape, or out of ``[0, num_classes)``.
-        TypeError: Labels that are not an integer tensor.
-
-    The range check reads the values, so it runs only where that costs no device
-    synchronisation: on CPU tensors, outside ``torch.compile``. The Trainer checks
-    a data set's labels once before training, on any device.
-    """
-    if num_classes is None:
-        if labels is not None:
-            raise ValueError(
-                "`labels` given to an unconditional model; build it with "
-                "DCGAN(num_classes=K) to condition on classes"
-            )
-        return None
-    if labels is None:
-        raise ValueError(
-            f"`labels` are required: the model is conditional (num_classes={num_classes}); "
-            "train on (images, labels) batches and pass labels when sampling"
-        )
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"`labels` must be a tensor of class indices, got {type(labels).__name__}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(
-            f"`labels` must be integer class indices in [0, {num_classes}) (not one-hot or "
-            f"scores), got dtype {labels.dtype}"
-        )
-    if labels.dim() != 1 or (batch is not None and labels.shape[0] != batch):
-        expected = f"({batch},)" if batch is not None else "(B,)"
-        raise ValueError(f"`labels` must be shaped {expected}, got {tuple(labels.shape)}")
-    if labels.device.type == "cpu" and not torch.compiler.is_compiling() and labels.numel():
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= num_classes:
-            raise ValueError(
-                f"`labels` must lie in [0, {num_classes}), got values from {low} to {high}"
-            )
-    return labels.long()
 
 
 class Generator(nn.Module):
@@ -257,7 +205,7 @@ class Discriminator(nn.Module):
         return logits + (projection * features.flatten(1)).sum(1)
 
 
-class DCGAN(nn.Module):
+class DCGAN(GAN):
     """A DCGAN generator/discriminator pair for square images of any size >= 5.
 
     ``DCGAN()`` is the reference MNIST recipe's network: 28x28, one channel,
@@ -335,7 +283,7 @@ class DCGAN(nn.Module):
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.image_shape = (channels, image_size, image_size)
-        self.config: dict[str, Any] = dict(
+        self.config = dict(
             image_size=image_size,
             channels=channels,
             latent_dim=latent_dim,
@@ -353,55 +301,3 @@ class DCGAN(nn.Module):
             init_weights_(self, init, generator=init_generator)
         if num_classes is not None and init_generator is not None:
             nn.init.normal_(self.generator.label_embedding.weight, generator=init_generator)
-
-    def sample_noise(
-        self,
-        n: int,
-        device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Draw ``n`` latents ~ N(0, I), shaped (n, latent_dim).
-
-        Args:
-            n: How many latents.
-            device: Where to put them; the generator's device when ``None``.
-            generator: Random source; must live on ``device``.
-        """
-        check_int("n", n, 1)
-        if device is None:
-            device = next(self.generator.parameters()).device
-        return torch.randn(n, self.latent_dim, device=device, generator=generator)
-
-    def sample_labels(
-        self,
-        n: int,
-        device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Draw ``n`` class labels uniformly from ``[0, num_classes)``.
-
-        Raises:
-            ValueError: For an unconditional model.
-        """
-        check_int("n", n, 1)
-        if self.num_classes is None:
-            raise ValueError("sample_labels needs a conditional model (DCGAN(num_classes=K))")
-        if device is None:
-            device = next(self.generator.parameters()).device
-        return torch.randint(self.num_classes, (n,), device=device, generator=generator)
-
-    def generator_inputs(
-        self,
-        n: int,
-        device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, ...]:
-        """What the generator takes for ``n`` images: ``(latents,)``, or ``(latents,
-        labels)`` with uniform labels for a conditional pair."""
-        z = self.sample_noise(n, device, generator)
-        if self.num_classes is None:
-            return (z,)
-        return z, self.sample_labels(n, z.device, generator)
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{key}={value}" for key, value in self.config.items())

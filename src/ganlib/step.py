@@ -1,0 +1,193 @@
+"""One adversarial step: D's updates, then G's, and one metrics dict.
+
+As the reference recipe does it:
+
+1. ``d_steps`` times: D on a real batch and, in a separate forward pass, on
+   ``G(z).detach()`` (BatchNorm never mixes real and fake); the two losses are
+   summed (plus any penalty) and D steps.
+2. G against ``D(G(z))`` on the fakes of the last D step, with D's weights
+   frozen during G's backward; G steps.
+
+Metrics of every step (:data:`METRIC_NAMES`): ``loss_d``, ``loss_g``, ``d_real``,
+``d_fake`` (D's mean score on real and fake before its step: a probability for
+BCE, the raw score otherwise) and ``d_fake_after`` (the same fakes after D's
+step; if D is not learning the two stay equal), then whatever the loss reports
+(:class:`ganlib.losses.ReportsMetrics`). They reach the host in one device sync.
+
+Everything the step uses is passed in, so it runs and is tested without a Trainer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from .gan import GAN
+from .losses import AdversarialLoss, penalty_of, reported_metrics, score_of, wants_real_logits
+from .runtime import CompiledOrEager, Runtime
+
+__all__ = ["METRIC_NAMES", "AdversarialStep", "StepNetworks"]
+
+# The metrics every step logs, in this order; a loss may add its own after them.
+METRIC_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "d_fake_after")
+
+Forward = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class StepNetworks:
+    """The networks as the step calls them (compiled and/or DDP-wrapped, or plain).
+
+    Attributes:
+        generator: G.
+        discriminator: D, for its own update.
+        discriminator_for_g: D as G's loss reads it: never DDP-wrapped, since D is
+            not updated there and a DDP forward must be followed by a backward over
+            its own parameters.
+    """
+
+    generator: Forward
+    discriminator: Forward
+    discriminator_for_g: Forward
+
+    @classmethod
+    def build(
+        cls,
+        gan: GAN,
+        runtime: Runtime,
+        wrap: Callable[[nn.Module], nn.Module] = lambda module: module,
+    ) -> StepNetworks:
+        """Wrap ``gan``'s networks with ``wrap`` (DDP or nothing), then compile them if
+        ``runtime`` says so. Without DDP, G's loss reads the same compiled D (one
+        compilation, not two)."""
+        plain_d = gan.discriminator
+        generator, discriminator = wrap(gan.generator), wrap(plain_d)
+        if not runtime.compile:
+            return cls(generator, discriminator, plain_d)
+        compiled_d = CompiledOrEager(discriminator)
+        for_g = compiled_d if discriminator is plain_d else CompiledOrEager(plain_d)
+        return cls(CompiledOrEager(generator), compiled_d, for_g)
+
+
+def _keep_going(network: str, optimizer: Optimizer) -> None:
+    """The default hook before an optimizer step: nothing."""
+
+
+class AdversarialStep:
+    """One D/G training step of a GAN pair.
+
+    Args:
+        gan: The pair (its plain networks are frozen, penalised and fed from here).
+        g_optimizer: G's optimizer.
+        d_optimizer: D's optimizer.
+        loss: The adversarial loss.
+        runtime: Precision (autocast, grad scaling) and memory format.
+        rng: The step's random stream: latents, fake labels, penalties.
+        d_steps: D updates per G update.
+        networks: The networks as called; plain (or compiled per ``runtime``) by default.
+        before_optimizer_step: Called as ``(network, optimizer)`` after each backward
+            (gradients unscaled) and before the optimizer steps.
+        reduce: Applied to the stacked metrics before they are read (DDP averages them).
+    """
+
+    def __init__(
+        self,
+        gan: GAN,
+        g_optimizer: Optimizer,
+        d_optimizer: Optimizer,
+        loss: AdversarialLoss,
+        *,
+        runtime: Runtime,
+        rng: torch.Generator,
+        d_steps: int = 1,
+        networks: StepNetworks | None = None,
+        before_optimizer_step: Callable[[str, Optimizer], None] = _keep_going,
+        reduce: Callable[[Tensor], Tensor] = lambda values: values,
+    ) -> None:
+        self.gan = gan
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.loss = loss
+        self.runtime = runtime
+        self.rng = rng
+        self.d_steps = d_steps
+        self.networks = networks or StepNetworks.build(gan, runtime)
+        self.before_optimizer_step = before_optimizer_step
+        self.reduce = reduce
+        self.scaler = runtime.grad_scaler()
+        self._score = score_of(loss)
+        self._penalty = penalty_of(loss)
+        self._g_reads_real = wants_real_logits(loss)
+
+    def _optimizer_step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(optimizer)  # hooks see true gradients
+        self.before_optimizer_step(network, optimizer)
+        self.scaler.step(optimizer)
+
+    def __call__(self, real: Tensor, labels: Tensor | None = None) -> dict[str, float]:
+        """Train on one real batch; ``labels`` are its classes for a conditional pair.
+
+        Returns:
+            The step's metrics, :data:`METRIC_NAMES` first, then the loss's own.
+        """
+        nets, runtime, batch = self.networks, self.runtime, real.shape[0]
+        discriminator = self.gan.discriminator
+        real = runtime.format_batch(real)
+        real_cond = () if labels is None else (labels,)  # extra arguments of D on real images
+        penalized_d: Callable[[Tensor], Tensor] = discriminator
+        if labels is not None:  # interpolates and R1 points are scored with the real labels
+            penalized_d = functools.partial(discriminator, labels=labels)
+        for d_step in range(self.d_steps):
+            g_inputs = self.gan.generator_inputs(batch, runtime.device, self.rng)
+            fake_cond = g_inputs[1:]  # the fakes' labels, if any
+            with runtime.autocast():
+                # Only the last D step's fakes are reused by G, so only they keep a graph.
+                with torch.set_grad_enabled(d_step == self.d_steps - 1):
+                    fake = nets.generator(*g_inputs)
+                # Separate forward passes: BatchNorm never mixes real and fake.
+                real_logits = nets.discriminator(real, *real_cond)
+                fake_logits = nets.discriminator(fake.detach(), *fake_cond)
+                loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
+                if self._penalty is not None:
+                    # Penalties differentiate twice: the uncompiled network.
+                    loss_d = loss_d + self._penalty(penalized_d, real, fake, self.rng)
+            self._optimizer_step(loss_d, self.d_optimizer, "discriminator")
+
+        discriminator.requires_grad_(False)  # G's backward needs no grads for D's weights
+        try:
+            with runtime.autocast():
+                after_logits = nets.discriminator_for_g(fake, *fake_cond)
+                if self._g_reads_real:
+                    real_now = nets.discriminator_for_g(real, *real_cond)
+                    loss_g = self.loss.generator_loss(after_logits, real_logits=real_now)  # type: ignore[call-arg]
+                else:
+                    loss_g = self.loss.generator_loss(after_logits)
+            self._optimizer_step(loss_g, self.g_optimizer, "generator")
+        finally:
+            discriminator.requires_grad_(True)
+        self.scaler.update()
+        return self._metrics(loss_d, loss_g, real_logits, fake_logits, after_logits)
+
+    @torch.no_grad()
+    def _metrics(
+        self, loss_d: Tensor, loss_g: Tensor, real: Tensor, fake: Tensor, after: Tensor
+    ) -> dict[str, float]:
+        reported = reported_metrics(self.loss)
+        values = [
+            loss_d.detach().float(),
+            loss_g.detach().float(),
+            self._score(real.detach()).float().mean(),
+            self._score(fake.detach()).float().mean(),
+            self._score(after.detach()).float().mean(),
+            *(value.to(loss_d.device) for value in reported.values()),
+        ]
+        numbers = self.reduce(torch.stack(values)).tolist()  # one device sync per step
+        return dict(zip((*METRIC_NAMES, *reported), numbers, strict=True))
