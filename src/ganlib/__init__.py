@@ -2,13 +2,15 @@
 
 from ._version import __version__
 from .callbacks import Callback
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_gan
+from .gan import GAN, register_architecture
 from .init import dcgan_init_, init_weights_
 from .models import DCGAN
 from .trainer import Trainer, TrainerState
 
 __all__ = [
     "DCGAN",
+    "GAN",
     "Callback",
     "CheckpointError",
     "Trainer",
@@ -16,4 +18,6 @@ __all__ = [
     "__version__",
     "dcgan_init_",
     "init_weights_",
+    "load_gan",
+    "register_architecture",
 ]

@@ -137,7 +137,10 @@ class GAN(nn.Module):
             generator: Random source; must live on ``device``.
         """
         check_int("n", n, 1)
-        return torch.randn(n, self.latent_dim, device=self._device(device), generator=generator)
+        return self._draw_latents(n, self._device(device), generator)
+
+    def _draw_latents(self, n: int, device: torch.device, rng: torch.Generator | None) -> Tensor:
+        return torch.randn(n, self.latent_dim, device=device, generator=rng)
 
     def sample_labels(
         self,
@@ -213,14 +216,8 @@ class _AdaptedPair(GAN):
         finally:
             self.generator.train(was_training)
 
-    def sample_noise(
-        self,
-        n: int,
-        device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        check_int("n", n, 1)
-        return self._sampler(n, self._device(device), generator)
+    def _draw_latents(self, n: int, device: torch.device, rng: torch.Generator | None) -> Tensor:
+        return self._sampler(n, device, rng)
 
 
 def as_gan(gan: Any) -> GAN:

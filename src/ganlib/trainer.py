@@ -41,23 +41,15 @@ from .device import resolve_device
 from .gan import GAN, as_gan
 from .losses import AdversarialLoss, LossName, get_loss
 from .optim import OptimizerArg, build_optimizer
-from .runtime import CompiledOrEager, Precision, Runtime
-from .runtime import native_bf16 as _native_bf16
-from .seeding import (
-    capture_rng_state,
-    fresh_seed,
-    restore_rng_state,
-    resume_seed,
-    step_seed,
-)
-from .step import METRIC_NAMES, AdversarialStep, StepNetworks
+from .runtime import CompiledOrEager, Precision, Runtime  # noqa: F401  (CompiledOrEager: compat)
+from .runtime import native_bf16 as _native_bf16  # noqa: F401  (importable from here, as before)
+from .seeding import capture_rng_state, fresh_seed, restore_rng_state, resume_seed, step_seed
+from .step import AdversarialStep, StepNetworks
 
 __all__ = ["DEFAULT_MAX_EPOCHS", "Precision", "Trainer", "TrainerState"]
 
 # Trains this many epochs when neither max_epochs nor max_steps is given (the recipe's).
 DEFAULT_MAX_EPOCHS = 10
-# (kept importable from here: tests and user code written against earlier releases)
-_COMPAT = (CompiledOrEager, _native_bf16, METRIC_NAMES)
 
 
 @dataclass
@@ -339,25 +331,20 @@ class Trainer:
         if self._interrupt_requested:
             raise KeyboardInterrupt(f"training interrupted by Ctrl-C after step {self.state.step}")
 
+    # The pair's inputs on the trainer's device, from ``generator`` or the trainer's stream.
+
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Latents for ``n`` images on the trainer's device, drawn from ``generator`` or,
-        by default, the trainer's own seeded random stream."""
+        """Latents for ``n`` images (see :meth:`ganlib.GAN.sample_noise`)."""
         return self.gan.sample_noise(n, self.device, generator or self.noise_rng)
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Uniform class labels for ``n`` fakes of a conditional model, drawn from
-        ``generator`` or the trainer's own random stream.
-
-        Raises:
-            ValueError: For an unconditional model.
-        """
+        """Labels for ``n`` fakes (see :meth:`ganlib.GAN.sample_labels`)."""
         return self.gan.sample_labels(n, self.device, generator or self.noise_rng)
 
     def generator_inputs(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, ...]:
-        """What the generator takes for ``n`` images: ``(latents,)``, or ``(latents,
-        labels)`` for a conditional model, drawn from ``generator`` or the trainer's stream."""
+        """``(latents,)`` or ``(latents, labels)`` (see :meth:`ganlib.GAN.generator_inputs`)."""
         return self.gan.generator_inputs(n, self.device, generator or self.noise_rng)
 
     def image_shape(self) -> tuple[int, ...]:

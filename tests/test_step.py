@@ -1,0 +1,162 @@
+"""The adversarial step on its own (no Trainer), the runtime it runs in, and losses that
+report metrics or read real logits."""
+
+from __future__ import annotations
+
+import copy
+import csv
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganlib import DCGAN, Trainer
+from ganlib.callbacks import LossCurve, MetricsLogger
+from ganlib.callbacks.progress import format_metrics
+from ganlib.losses import BCELoss, ReportsMetrics, get_loss
+from ganlib.runtime import Runtime
+from ganlib.step import METRIC_NAMES, AdversarialStep
+
+CPU = torch.device("cpu")
+
+
+def tiny_gan() -> DCGAN:
+    return DCGAN(12, 1, latent_dim=8, width=4, init_generator=torch.Generator().manual_seed(0))
+
+
+def real_batch(n: int = 8) -> Tensor:
+    return torch.rand(n, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def make_step(gan: DCGAN, loss=None, **kwargs) -> AdversarialStep:
+    adam = dict(lr=2e-4, betas=(0.5, 0.999))
+    return AdversarialStep(
+        gan,
+        torch.optim.Adam(gan.generator.parameters(), **adam),
+        torch.optim.Adam(gan.discriminator.parameters(), **adam),
+        loss or BCELoss(),
+        runtime=Runtime.resolve(CPU),
+        rng=torch.Generator().manual_seed(0),
+        **kwargs,
+    )
+
+
+def test_step_trains_both_networks_and_returns_the_metrics():
+    gan = tiny_gan()
+    before = copy.deepcopy(gan)
+    calls: list[str] = []
+    step = make_step(gan, d_steps=2, before_optimizer_step=lambda net, opt: calls.append(net))
+    metrics = step(real_batch())
+    assert tuple(metrics) == METRIC_NAMES
+    assert all(0.0 < metrics[k] < 1.0 for k in ("d_real", "d_fake", "d_fake_after"))  # BCE: probs
+    assert calls == ["discriminator", "discriminator", "generator"]
+    for network in ("generator", "discriminator"):
+        old = dict(getattr(before, network).named_parameters())
+        for name, value in getattr(gan, network).named_parameters():
+            if value.dim() == 4:
+                assert not torch.equal(value, old[name]), f"{network}.{name} did not move"
+    # D is frozen only during G's backward.
+    assert all(p.requires_grad for p in gan.discriminator.parameters())
+
+
+def test_step_equals_the_trainers_first_step():
+    gan_a, gan_b = tiny_gan(), tiny_gan()
+    metrics = make_step(gan_a)(real_batch())
+    trainer = Trainer(gan_b, max_steps=1, seed=0, progress=False, device="cpu")
+    state = trainer.fit(real_batch(), batch_size=8, shuffle=False)
+    assert state.metrics == metrics
+    for a, b in zip(gan_a.parameters(), gan_b.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+class ReportingBCE(BCELoss, ReportsMetrics):
+    """BCE that logs the mean real logit, as a penalised loss would log its penalty."""
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        self.report("real_logit", real_logits.mean())
+        return super().discriminator_loss(real_logits, fake_logits)
+
+
+def test_a_loss_reports_its_own_metric_into_the_logs(tmp_path):
+    gan = tiny_gan()
+    step = make_step(gan, loss=ReportingBCE())
+    metrics = step(real_batch())
+    assert tuple(metrics) == (*METRIC_NAMES, "real_logit")
+    assert "real_logit" in format_metrics(metrics)
+    # Through the Trainer: a column of metrics.csv, and a panel of the loss curve.
+    log = tmp_path / "metrics.csv"
+    curve = LossCurve(tmp_path / "curve.png")
+    Trainer(
+        tiny_gan(),
+        loss=ReportingBCE(),
+        max_steps=3,
+        seed=0,
+        progress=False,
+        callbacks=[MetricsLogger(log), curve],
+    ).fit(real_batch(16), batch_size=8)
+    rows = list(csv.DictReader(log.open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert all(r["real_logit"] not in ("", None) for r in rows)
+    assert len(curve.history["real_logit"]) == 3
+
+
+def test_r1_passes_on_what_the_inner_loss_reports():
+    loss = get_loss("bce", r1_gamma=1.0)
+    inner = ReportingBCE()
+    loss.loss = inner  # type: ignore[attr-defined]
+    metrics = make_step(tiny_gan(), loss=loss)(real_batch())
+    assert "real_logit" in metrics
+
+
+class RelativisticAverage(BCELoss):
+    """RaGAN (Jolicoeur-Martineau 2018): G's loss reads D's logits on real images too."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, ...]] = []
+
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor) -> Tensor:
+        self.seen.append(tuple(real_logits.shape))
+        real_rel = real_logits - fake_logits.mean()
+        fake_rel = fake_logits - real_logits.mean()
+        return F.softplus(real_rel).mean() + F.softplus(-fake_rel).mean()
+
+
+def test_a_relativistic_generator_loss_gets_real_logits():
+    loss = RelativisticAverage()
+    gan = tiny_gan()
+    before = copy.deepcopy(gan.generator)
+    metrics = make_step(gan, loss=loss)(real_batch())
+    assert loss.seen == [(8,)]
+    assert torch.isfinite(torch.tensor(metrics["loss_g"]))
+    pairs = zip(gan.generator.parameters(), before.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs)
+
+
+def test_runtime_resolves_once_and_says_why():
+    plain = Runtime.resolve(CPU)
+    assert (plain.precision, plain.compile, plain.channels_last, plain.preload) == (
+        "32",
+        False,
+        False,
+        False,
+    )
+    assert plain.reasons == ()
+    fast = Runtime.resolve(CPU, fast=True)
+    assert fast.channels_last and fast.preload and not fast.fused_optimizers
+    assert fast.compile == (fast.precision == "bf16")  # compiles on a CPU only in bf16
+    line = fast.describe()
+    assert line.startswith("runtime: device cpu, precision ")
+    assert ("native on this cpu" in line) == (fast.precision == "bf16")
+    # An explicit choice wins and needs no reason.
+    forced = Runtime.resolve(CPU, fast=True, precision="32", compile=True)
+    assert forced.precision == "32" and forced.compile and forced.reasons == ()
+    with pytest.raises(ValueError, match="`precision` must be one of"):
+        Runtime.resolve(CPU, precision="64")
+
+
+def test_fit_prints_the_runtime_line_for_the_fast_path(capsys):
+    trainer = Trainer(tiny_gan(), fast=True, compile=False, max_steps=1, seed=0, device="cpu")
+    trainer.fit(real_batch(), batch_size=8)
+    out = capsys.readouterr().out
+    assert "runtime: device cpu" in out and "channels_last on" in out
