@@ -111,7 +111,8 @@ class Trainer:
         seed: Seeds the data order, latents and penalties; random when ``None``
             (and stored in checkpoints, so resume is exact either way). Model
             initialisation happens before the Trainer and is not affected.
-        progress: Add a :class:`~ganlib.callbacks.ProgressBar` unless one is given.
+        progress: Add a :class:`~ganlib.callbacks.ProgressBar` unless one is given, and
+            print the runtime line (what ``fast`` and friends chose here, and why) at ``fit``.
 
     Raises:
         TypeError, ValueError: For bad arguments, naming the argument.
@@ -274,7 +275,7 @@ class Trainer:
         self.num_batches = None if source.iterable else len(source)
         self._in_step = False
         self.runtime.activate()
-        if self.progress and self.world.is_main and (self.fast or self.runtime.reasons):
+        if self.progress and self.world.is_main:
             print(self.runtime.describe(), flush=True)
         with self._deferred_ctrl_c():
             try:
