@@ -11,10 +11,6 @@ from torch import Tensor, nn
 
 __all__ = ["InceptionFeatures"]
 
-# torchvision's ImageNet normalisation, applied to images given in [-1, 1].
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
-
 
 class InceptionFeatures(nn.Module):
     """torchvision's Inception-v3 up to its 2048-d average pool, for FID and KID.
@@ -22,6 +18,8 @@ class InceptionFeatures(nn.Module):
     Images in [-1, 1] of any size are resized to 299x299 (bilinear); one channel
     is repeated to three. Pass the returned features (or this module) to
     :func:`~ganlib.metrics.frechet_distance` / :func:`~ganlib.metrics.embed`.
+    The first convolution sees exactly what torchvision's own pipeline for these
+    weights gives it (ImageNet normalisation, then ``transform_input=True``).
 
     The weights are torchvision's ``inception_v3`` ImageNet state dict
     (``inception_v3_google-0cc3c7bd.pth``, from ``torchvision.models.Inception_V3_Weights``
@@ -46,7 +44,10 @@ class InceptionFeatures(nn.Module):
                 f"Inception weights not found at {path}: download torchvision's "
                 "inception_v3 ImageNet weights (inception_v3_google-0cc3c7bd.pth) and pass its path"
             )
-        network = inception_v3(weights=None, aux_logits=True, init_weights=False)
+        # Built as torchvision builds it for these weights, except transform_input (see forward).
+        network = inception_v3(
+            weights=None, aux_logits=True, init_weights=False, transform_input=False
+        )
         state = torch.load(path, map_location="cpu", weights_only=True)
         try:
             network.load_state_dict(state)
@@ -56,10 +57,6 @@ class InceptionFeatures(nn.Module):
         network.aux_logits = False
         network.fc = nn.Identity()  # type: ignore[assignment]
         self.network = network.eval().requires_grad_(False)
-        self.mean: Tensor
-        self.std: Tensor
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
         """(B, 1 or 3, H, W) images in [-1, 1] -> (B, 2048) features."""
@@ -67,6 +64,9 @@ class InceptionFeatures(nn.Module):
             raise ValueError(f"images must be (B, 1 or 3, H, W), got shape {tuple(images.shape)}")
         x = images.float().expand(-1, 3, -1, -1)
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        x = ((x + 1) / 2 - self.mean) / self.std
+        # torchvision's ImageNet weights take [-1, 1] at their first convolution:
+        # transform_input=True maps the ImageNet-normalised (u - mean) / std back to
+        # (u - 0.5) / 0.5. The images go in as they are instead of normalising them and
+        # undoing it (the same values, up to float rounding).
         self.network.eval()
         return self.network(x)
