@@ -127,6 +127,18 @@ def test_kernel_distance_is_unbiased_near_zero_and_grows_with_a_shift():
     assert far > 100 * max(abs(same), 1e-4)
 
 
+def test_kernel_distance_refuses_subsets_larger_than_a_set():
+    a, b = correlated(30, 5, seed=7), correlated(20, 5, seed=8)
+    rule = r"`subset_size` must be <= the rows of `a` and of `b` \(30 and 20\), got "
+    with pytest.raises(ValueError, match=rule + "21"):
+        kernel_distance(a, b, subset_size=21)
+    with pytest.raises(ValueError, match=rule + "1000"):
+        kernel_distance(a, b)  # the default, 1000, is not shrunk to fit
+    # A subset as large as both sets is allowed: it is each whole set.
+    mean, _ = kernel_distance(a[:20], b, num_subsets=1, subset_size=20)
+    assert mean == pytest.approx(reference_mmd2(a[:20].numpy(), b.numpy()), rel=1e-9)
+
+
 def test_embed_accepts_a_tensor_or_batches_and_returns_float64():
     extractor = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     images = torch.randn(7, 1, 2, 2)

@@ -1,14 +1,17 @@
 """Sample-quality metrics: Fréchet and kernel distances for any feature extractor,
-offline MNIST scores with a shipped classifier, and Inception features from weights you supply."""
+offline MNIST scores with a shipped classifier, and Inception features (the FID Inception
+papers use, or torchvision's)."""
 
 from ..sampling import sample_images  # (its home is ganlib.sampling)
 from .distances import FeatureStats, frechet_distance, kernel_distance
 from .features import embed
+from .fid_inception import FIDInceptionV3
 from .inception import InceptionFeatures
 from .mnist import MNISTEvaluator, MNISTScores, class_scores
 from .mnist_classifier import MNISTClassifier, load_mnist_classifier
 
 __all__ = [
+    "FIDInceptionV3",
     "FeatureStats",
     "InceptionFeatures",
     "MNISTClassifier",

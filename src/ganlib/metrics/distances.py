@@ -100,27 +100,38 @@ def kernel_distance(
 ) -> tuple[float, float]:
     """Kernel distance (KID in Inception's space): unbiased MMD^2, polynomial kernel.
 
-    Averaged over ``num_subsets`` random subsets of ``min(subset_size, N, M)``
-    rows of each set, as Bińkowski et al. (2018) do.
+    Averaged over ``num_subsets`` random subsets of ``subset_size`` rows of each
+    set, as Bińkowski et al. (2018) do. A ``subset_size`` larger than either set
+    is refused, not shrunk (as torch-fidelity and torchmetrics do): the estimate's
+    spread depends on the subset size, so KIDs are only comparable at equal sizes.
 
     Args:
         a: (N, D) features.
         b: (M, D) features.
         num_subsets: Subsets to average over.
-        subset_size: Rows per subset (capped by the smaller set).
+        subset_size: Rows per subset, 2 to ``min(N, M)``.
         degree: Kernel degree (3 in KID).
         coef0: Kernel offset (1 in KID).
         seed: Seed for choosing the subsets.
 
     Returns:
         The mean and the standard deviation over subsets.
+
+    Raises:
+        ValueError: If ``subset_size`` exceeds ``N`` or ``M``, or the features are
+            misshaped.
     """
     x = _as_features("a", a)
     y = _as_features("b", b)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature sizes differ: {x.shape[1]} and {y.shape[1]}")
     check_int("num_subsets", num_subsets, 1)
-    size = min(check_int("subset_size", subset_size, 2), len(x), len(y))
+    size = check_int("subset_size", subset_size, 2)
+    if size > min(len(x), len(y)):
+        raise ValueError(
+            f"`subset_size` must be <= the rows of `a` and of `b` ({len(x)} and {len(y)}), "
+            f"got {size}"
+        )
     rng = torch.Generator().manual_seed(seed)
     values = torch.stack(
         [
