@@ -8,6 +8,7 @@ checkpoint never runs code from it.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from .gan import GAN, build_gan
+from .runfolder import describe_os_error
 
 # (their home is ganlib.seeding; importable from here as in earlier releases)
 from .seeding import capture_rng_state, restore_rng_state
@@ -46,10 +48,17 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
 
     Returns:
         The path written.
+
+    Raises:
+        OSError: If the file cannot be written, saying why (disk full, permission
+            denied, ...); any earlier file at ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     try:
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
         with os.fdopen(fd, "wb") as handle:
@@ -57,11 +66,34 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as exc:
+        full = _disk_full(path.parent)  # (measured before the partial file is removed)
+        Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError) or full:
+            raise _write_error(path, exc, full) from exc
+        raise
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _write_error(path: Path, exc: BaseException, full: bool = False) -> OSError:
+    """An OSError that names the file and the cause in words."""
+    if isinstance(exc, OSError) and not full:
+        cause = describe_os_error(exc)
+    else:  # torch reports a full disk as "unexpected pos ..."
+        cause = "no space left on the device (disk full)"
+    code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOSPC
+    return OSError(code, f"could not write checkpoint {str(path)!r}: {cause}")
 
 
 def atomic_link(source: Path, target: Path) -> None:

@@ -20,22 +20,19 @@ docs/distributed.md).
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import sys
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
 
-from . import distributed
+from . import distributed, runfolder
 from ._validation import check_int
 from ._version import __version__
 from .batching import BatchSource, check_data
-from .callbacks.base import Callback, CallbackList
+from .callbacks.base import Callback, CallbackList, note, raise_first
+from .callbacks.guard import check_finite
 from .checkpoint import FORMAT_KEY, FORMAT_VERSION, CheckpointError, atomic_save, load_checkpoint
 from .device import resolve_device
 from .gan import GAN, as_gan
@@ -44,12 +41,22 @@ from .optim import OptimizerArg, build_optimizer
 from .runtime import CompiledOrEager, Precision, Runtime  # noqa: F401  (CompiledOrEager: compat)
 from .runtime import native_bf16 as _native_bf16  # noqa: F401  (importable from here, as before)
 from .seeding import capture_rng_state, fresh_seed, restore_rng_state, resume_seed, step_seed
+from .signals import GracefulStop, TrainingInterrupted  # noqa: F401  (exported by ganlib)
 from .step import AdversarialStep, StepNetworks
 
 __all__ = ["DEFAULT_MAX_EPOCHS", "Precision", "Trainer", "TrainerState"]
 
 # Trains this many epochs when neither max_epochs nor max_steps is given (the recipe's).
 DEFAULT_MAX_EPOCHS = 10
+
+
+def _callback_list(callbacks: Any) -> list[Callback]:
+    if callbacks is None or isinstance(callbacks, Callback):
+        hint = "callbacks=[]" if callbacks is None else f"callbacks=[{type(callbacks).__name__}()]"
+        raise TypeError(
+            f"`callbacks` must be a list of Callback objects, got {callbacks!r}; write {hint}"
+        )
+    return list(callbacks)  # (CallbackList checks the entries)
 
 
 @dataclass
@@ -111,6 +118,11 @@ class Trainer:
         seed: Seeds the data order, latents and penalties; random when ``None``
             (and stored in checkpoints, so resume is exact either way). Model
             initialisation happens before the Trainer and is not affected.
+        nan_guard: Stop with :class:`~ganlib.callbacks.NonFiniteLossError` at the first
+            step whose metrics are NaN or infinite (before its hooks run), keeping the
+            last good checkpoint; ``False`` lets such a run go on.
+        overwrite: Let a fresh run replace an earlier run's files in its output folders
+            (by default it refuses to start over them; see :mod:`ganlib.runfolder`).
         progress: Add a :class:`~ganlib.callbacks.ProgressBar` unless one is given, and
             print the runtime line (what ``fast`` and friends chose here, and why) at ``fit``.
 
@@ -138,6 +150,8 @@ class Trainer:
         max_steps: int | None = None,
         seed: int | None = None,
         progress: bool = True,
+        nan_guard: bool = True,
+        overwrite: bool = False,
     ) -> None:
         self.gan: GAN = as_gan(gan)
         self.generator: nn.Module = self.gan.generator
@@ -176,13 +190,15 @@ class Trainer:
         self.g_optimizer = build_optimizer(g_optimizer, self.generator, "g_optimizer", fused)
         self.d_optimizer = build_optimizer(d_optimizer, self.discriminator, "d_optimizer", fused)
 
-        callbacks = list(callbacks)
-        from .callbacks.progress import ProgressBar  # the callbacks package imports Trainer types
+        callbacks = _callback_list(callbacks)
+        from .callbacks import ProgressBar  # (the callbacks import Trainer types)
 
         if progress and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.insert(0, ProgressBar())
         self.callbacks = CallbackList(callbacks, main_process=self.world.is_main)
         self.progress = progress
+        self.overwrite = bool(overwrite)
+        self.nan_guard = bool(nan_guard)
 
         self.noise_rng = torch.Generator(device=self.device).manual_seed(self.seed)
         self.train_step = AdversarialStep(
@@ -208,7 +224,7 @@ class Trainer:
         self.should_stop = False
         self.num_batches: int | None = None
         self._in_step = False
-        self._interrupt_requested = False
+        self._stop = GracefulStop()
 
     @property
     def precision(self) -> Precision:
@@ -269,6 +285,10 @@ class Trainer:
             world_size=self.world.world_size,
         )
         check_data(source, self.gan.image_shape, self.num_classes)
+        if ckpt_path == "last":  # the newest checkpoint of this trainer's ModelCheckpoint
+            from .callbacks.checkpoint import last_checkpoint
+
+            ckpt_path = last_checkpoint(self.callbacks)
         if ckpt_path is not None:
             self.load_checkpoint(ckpt_path)
         source.seed = self.seed  # a loaded checkpoint brings its own seed
@@ -277,17 +297,24 @@ class Trainer:
         self.runtime.activate()
         if self.progress and self.world.is_main:
             print(self.runtime.describe(), flush=True)
-        with self._deferred_ctrl_c():
+        active = self.callbacks.active
+        folders = runfolder.output_folders(active)  # writable, before anything is written
+        with runfolder.hold_locks(folders), self._stop.installed():
+            if self.state.step == 0 and not self.overwrite:
+                runfolder.refuse_clobbering(active)
             try:
                 self.callbacks.call("on_fit_start", self)
                 while not self._done():
                     self._run_epoch(source)
+                raise_first(self.callbacks.call_all("on_fit_end", self))
             except BaseException as exc:
-                self.callbacks.call("on_exception", self, exc)
-                self.callbacks.call("on_teardown", self)
+                # Every callback's safety hooks run; the user sees the original error.
+                for other in self.callbacks.call_all("on_exception", self, exc) + (
+                    self.callbacks.call_all("on_teardown", self)
+                ):
+                    note(exc, f"while handling it: {type(other).__name__}: {other}")
                 raise
-        self.callbacks.call("on_fit_end", self)
-        self.callbacks.call("on_teardown", self)
+            raise_first(self.callbacks.call_all("on_teardown", self))
         return self.state
 
     def _done(self) -> bool:
@@ -314,9 +341,11 @@ class Trainer:
             state.step += 1
             state.batch_in_epoch += 1
             state.metrics = metrics
+            if self.nan_guard:
+                check_finite(self, metrics)
             self.callbacks.call("on_batch_end", self, metrics)
             self._in_step = False
-            self._raise_if_interrupted()
+            self._stop.check(state.step)
             if self._done():
                 if self.num_batches is None or state.batch_in_epoch < self.num_batches:
                     return
@@ -326,11 +355,7 @@ class Trainer:
         state.batch_in_epoch = 0
         self.callbacks.call("on_epoch_end", self)
         self._in_step = False
-        self._raise_if_interrupted()
-
-    def _raise_if_interrupted(self) -> None:
-        if self._interrupt_requested:
-            raise KeyboardInterrupt(f"training interrupted by Ctrl-C after step {self.state.step}")
+        self._stop.check(state.step)
 
     # The pair's inputs on the trainer's device, from ``generator`` or the trainer's stream.
 
@@ -361,31 +386,6 @@ class Trainer:
         """False while a step or an epoch end is half done, its hooks included (its state
         would then not resume exactly)."""
         return not self._in_step
-
-    @contextlib.contextmanager
-    def _deferred_ctrl_c(self) -> Iterator[None]:
-        """First Ctrl-C: finish the current step (or epoch end), then stop through
-        ``on_exception``; a second one aborts at once."""
-        self._interrupt_requested = False
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            if self._interrupt_requested:
-                raise KeyboardInterrupt
-            self._interrupt_requested = True
-            print(
-                "\nCtrl-C: finishing the current step, then stopping "
-                "(press Ctrl-C again to abort at once)",
-                file=sys.stderr,
-            )
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
     # ------------------------------------------------------------- checkpoints
 

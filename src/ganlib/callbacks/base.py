@@ -13,6 +13,7 @@ Guarantees (documented, tested):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from torch.optim import Optimizer
@@ -20,9 +21,30 @@ from torch.optim import Optimizer
 if TYPE_CHECKING:
     from ..trainer import Trainer
 
-__all__ = ["Callback", "CallbackList", "Network"]
+__all__ = ["Callback", "CallbackList", "Network", "note", "raise_first"]
 
 Network = Literal["generator", "discriminator"]
+
+
+def note(exc: BaseException, text: str) -> None:
+    """Attach ``text`` to ``exc`` (shown under its traceback, as ``add_note`` does)."""
+    notes = getattr(exc, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+        try:
+            exc.__notes__ = notes  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type that refuses new attributes
+            return
+    notes.append(text)
+
+
+def raise_first(errors: list[BaseException]) -> None:
+    """Raise the first of ``errors`` (the others noted on it); nothing if there are none."""
+    if errors:
+        first = errors[0]
+        for other in errors[1:]:
+            note(first, f"also: {type(other).__name__}: {other}")
+        raise first
 
 
 class Callback:
@@ -74,6 +96,20 @@ class Callback:
     def on_teardown(self, trainer: Trainer) -> None:
         """Last of all, however training ended: release files, bars and writers here."""
 
+    def output_folders(self) -> list[Path]:
+        """The folders this callback writes into: the Trainer checks them writable and
+        locks them (one live run per folder) before the first step."""
+        return []
+
+    def earlier_outputs(self) -> list[Path]:
+        """Files already present that a fresh run of this callback would replace; a fresh
+        run refuses to start over them unless ``Trainer(overwrite=True)``.
+
+        Raises:
+            ganlib.runfolder.RunFolderError: For an output path that cannot be used.
+        """
+        return []
+
     def state_dict(self) -> dict[str, Any]:
         """State to store in checkpoints (tensors and plain Python values only)."""
         return {}
@@ -113,14 +149,32 @@ class CallbackList:
     def __iter__(self) -> Iterator[Callback]:
         return iter(self.callbacks)
 
+    @property
+    def active(self) -> list[Callback]:
+        """The callbacks whose hooks run in this process."""
+        return list(self._active)
+
     def __len__(self) -> int:
         return len(self.callbacks)
 
     def call(self, hook: str, *args: Any) -> None:
         """Run ``hook`` on every callback, in order (skipping main-process-only ones
-        outside rank 0)."""
+        outside rank 0); the first exception stops the others."""
         for callback in self._active:
             getattr(callback, hook)(*args)
+
+    def call_all(self, hook: str, *args: Any) -> list[BaseException]:
+        """Run ``hook`` on every callback even when some raise (the safety hooks:
+        ``on_fit_end``, ``on_exception``, ``on_teardown``), and return what they raised,
+        each noted with the callback and hook it came from."""
+        errors: list[BaseException] = []
+        for callback in self._active:
+            try:
+                getattr(callback, hook)(*args)
+            except Exception as exc:  # (a second Ctrl-C still aborts)
+                note(exc, f"raised by {type(callback).__name__}.{hook}")
+                errors.append(exc)
+        return errors
 
     def state_dict(self) -> dict[str, dict[str, Any]]:
         return {c.state_key: c.state_dict() for c in self.callbacks}

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import override
 
 from .._validation import check_int
-from ..checkpoint import atomic_link
+from ..checkpoint import CheckpointError, atomic_link
 from .base import Callback
 from .guard import NonFiniteLossError
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
 
-__all__ = ["ModelCheckpoint"]
+__all__ = ["ModelCheckpoint", "last_checkpoint"]
 
 
 class ModelCheckpoint(Callback):
@@ -30,10 +30,16 @@ class ModelCheckpoint(Callback):
     unless the exception came from a half-done step or its hooks (its state would
     not resume exactly) or from :class:`~ganlib.callbacks.NaNGuard` (the weights are bad).
 
+    A failed save (disk full, permission denied) records nothing, names the cause
+    and the newest good checkpoint; temporary files left by a killed save are
+    removed at the next one.
+
     Args:
         dirpath: Folder for the checkpoints.
         every_n_steps: Save every this many steps (``None``: not by steps).
-        every_n_epochs: Save every this many epochs (``None``: not by epochs).
+        every_n_epochs: Save every this many epochs (``None``: not by epochs). By
+            default 1, unless ``every_n_steps`` is given: as in Lightning, giving one
+            interval means that interval alone.
         keep_last: How many step checkpoints to keep (``None``: all).
         save_on_exception: Save when training ends with an exception.
         save_on_fit_end: Save when training ends normally.
@@ -47,7 +53,7 @@ class ModelCheckpoint(Callback):
         dirpath: str | os.PathLike[str],
         *,
         every_n_steps: int | None = None,
-        every_n_epochs: int | None = 1,
+        every_n_epochs: int | Literal["default"] | None = "default",
         keep_last: int | None = 3,
         save_on_exception: bool = True,
         save_on_fit_end: bool = True,
@@ -56,6 +62,8 @@ class ModelCheckpoint(Callback):
         self.every_n_steps = (
             None if every_n_steps is None else check_int("every_n_steps", every_n_steps, 1)
         )
+        if every_n_epochs == "default":
+            every_n_epochs = None if every_n_steps is not None else 1
         self.every_n_epochs = (
             None if every_n_epochs is None else check_int("every_n_epochs", every_n_epochs, 1)
         )
@@ -63,26 +71,58 @@ class ModelCheckpoint(Callback):
         self.save_on_exception = save_on_exception
         self.save_on_fit_end = save_on_fit_end
         self.saved: list[str] = []
+        self._fit_start_step = 0
 
     @property
     @override
     def state_key(self) -> str:
         return f"ModelCheckpoint[{self.dirpath}]"
 
+    @override
+    def output_folders(self) -> list[Path]:
+        return [self.dirpath]
+
+    @override
+    def earlier_outputs(self) -> list[Path]:
+        if not self.dirpath.is_dir():
+            return []
+        # (files this callback saved itself, in an earlier fit of this process, are its own)
+        files = [f for f in sorted(self.dirpath.glob("step-*.ckpt")) if str(f) not in self.saved]
+        if self.last_path.exists() and not self.saved:
+            files.append(self.last_path)
+        return files
+
     @property
     def last_path(self) -> Path:
         """``last.ckpt``: always the newest checkpoint."""
         return self.dirpath / "last.ckpt"
 
+    @property
+    def newest(self) -> str:
+        """The newest checkpoint this callback wrote, or ``"none"``."""
+        return self.saved[-1] if self.saved else "none"
+
     def save(self, trainer: Trainer) -> Path:
-        """Save now, update ``last.ckpt`` and drop checkpoints beyond ``keep_last``."""
+        """Save now, update ``last.ckpt`` and drop checkpoints beyond ``keep_last``.
+
+        Raises:
+            OSError: If the file cannot be written (the message says why); nothing is
+                recorded and ``last.ckpt`` still names the previous checkpoint.
+        """
+        for leftover in self.dirpath.glob(".*.ckpt.*.tmp"):  # from a save that was killed
+            leftover.unlink(missing_ok=True)
         path = self.dirpath / f"step-{trainer.state.step:07d}.ckpt"
+        previous = list(self.saved)
         if str(path) not in self.saved:
-            self.saved.append(str(path))
+            self.saved.append(str(path))  # (the checkpoint records itself)
         stale = self.saved[: -self.keep_last] if self.keep_last else []
         self.saved = self.saved[len(stale) :]
-        trainer.save_checkpoint(str(path))
-        atomic_link(path, self.last_path)
+        try:
+            trainer.save_checkpoint(str(path))
+            atomic_link(path, self.last_path)
+        except BaseException:
+            self.saved = previous  # only files that exist are recorded
+            raise
         for old in stale:
             Path(old).unlink(missing_ok=True)
         return path
@@ -101,6 +141,10 @@ class ModelCheckpoint(Callback):
             self.save(trainer)
 
     @override
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._fit_start_step = trainer.state.step
+
+    @override
     def on_fit_end(self, trainer: Trainer) -> None:
         if self.save_on_fit_end and not self._newest_is_current(trainer):
             self.save(trainer)
@@ -112,17 +156,23 @@ class ModelCheckpoint(Callback):
         if self._newest_is_current(trainer):
             print(f"ModelCheckpoint: {self.saved[-1]} holds the last step", file=sys.stderr)
             return
-        if isinstance(exception, NonFiniteLossError):
+        if trainer.state.step == self._fit_start_step:
+            reason = "no step was trained since fit started"
+        elif isinstance(exception, NonFiniteLossError):
             reason = "the losses are not finite"
         elif not trainer.at_step_boundary:
             reason = "the exception came in the middle of a step or its hooks"
         else:
-            path = self.save(trainer)
-            print(f"ModelCheckpoint: saved {path} before stopping", file=sys.stderr)
-            return
-        newest = self.saved[-1] if self.saved else "none"
+            try:
+                path = self.save(trainer)
+            except OSError as exc:
+                reason = f"saving failed ({exc})"
+            else:
+                print(f"ModelCheckpoint: saved {path} before stopping", file=sys.stderr)
+                return
         print(
-            f"ModelCheckpoint: not saving, {reason}; newest checkpoint: {newest}", file=sys.stderr
+            f"ModelCheckpoint: not saving, {reason}; newest checkpoint: {self.newest}",
+            file=sys.stderr,
         )
 
     @override
@@ -132,3 +182,21 @@ class ModelCheckpoint(Callback):
     @override
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         self.saved = list(state_dict["saved"])
+
+
+def last_checkpoint(callbacks: Iterable[Callback]) -> str:
+    """``last.ckpt`` of the first :class:`ModelCheckpoint` among ``callbacks``.
+
+    Raises:
+        CheckpointError: If there is none, or it has not saved yet.
+    """
+    saver = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    if saver is None or not saver.last_path.is_file():
+        missing = (
+            "there is no ModelCheckpoint" if saver is None else f"{saver.last_path} is missing"
+        )
+        raise CheckpointError(
+            "`ckpt_path='last'` resumes from the newest checkpoint of the trainer's "
+            f"ModelCheckpoint, but {missing}"
+        )
+    return str(saver.last_path)

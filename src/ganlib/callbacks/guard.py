@@ -13,7 +13,7 @@ from .base import Callback
 if TYPE_CHECKING:
     from ..trainer import Trainer
 
-__all__ = ["NaNGuard", "NonFiniteLossError"]
+__all__ = ["NaNGuard", "NonFiniteLossError", "check_finite"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -34,11 +34,20 @@ class NaNGuard(Callback):
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
-        for key in self.keys or tuple(metrics):
-            value = metrics[key]
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"{key} is {value} at step {trainer.state.step} "
-                    f"(epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch}); "
-                    "try a lower learning rate, precision='32', or another loss"
-                )
+        check_finite(trainer, metrics, self.keys)
+
+
+def check_finite(
+    trainer: Trainer, metrics: Mapping[str, float], keys: tuple[str, ...] | None = None
+) -> None:
+    """Raise :class:`NonFiniteLossError` if a metric (of ``keys``; all by default) is not
+    finite, naming it, the step, and what to try. The Trainer runs it after every step
+    unless ``Trainer(nan_guard=False)``."""
+    for key in keys or tuple(metrics):
+        value = metrics[key]
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"{key} is {value} at step {trainer.state.step} "
+                f"(epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch}); "
+                "try a lower learning rate, precision='32', or another loss"
+            )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import override
 
+from ..runfolder import existing_file
 from .base import Callback
 
 if TYPE_CHECKING:
@@ -50,6 +51,14 @@ class MetricsLogger(Callback):
     @override
     def state_key(self) -> str:
         return f"MetricsLogger[{self.path}]"
+
+    @override
+    def output_folders(self) -> list[Path]:
+        return [self.path.parent]
+
+    @override
+    def earlier_outputs(self) -> list[Path]:
+        return existing_file(self.path, "MetricsLogger(path)")
 
     def _kept_rows(self, up_to_step: int) -> list[dict[str, Any]]:
         if up_to_step == 0 or not self.path.exists():
@@ -107,6 +116,10 @@ class TensorBoardLogger(Callback):
         self.log_dir = Path(log_dir)
         self.every_n_steps = every_n_steps
         self._writer: Any = None
+
+    @override
+    def output_folders(self) -> list[Path]:
+        return [self.log_dir]
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:

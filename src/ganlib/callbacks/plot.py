@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from typing_extensions import override
 
+from ..runfolder import existing_file
 from ..step import METRIC_NAMES
 from .base import Callback
 
@@ -44,6 +45,14 @@ class LossCurve(Callback):
     @override
     def state_key(self) -> str:
         return f"LossCurve[{self.path}]"
+
+    @override
+    def output_folders(self) -> list[Path]:
+        return [self.path.parent]
+
+    @override
+    def earlier_outputs(self) -> list[Path]:
+        return existing_file(self.path, "LossCurve(path)")
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:

@@ -91,6 +91,17 @@ class SampleGrid(Callback):
     def state_key(self) -> str:
         return f"SampleGrid[{self.out_dir}]"
 
+    @override
+    def output_folders(self) -> list[Path]:
+        return [self.out_dir]
+
+    @override
+    def earlier_outputs(self) -> list[Path]:
+        names = ("real_samples.png", "overview.png")
+        return sorted(self.out_dir.glob("generated_*.png")) + [
+            self.out_dir / n for n in names if (self.out_dir / n).exists()
+        ]
+
     def _sampler(self, trainer: Trainer) -> nn.Module:
         ema = trainer.callback(EMA)
         if self.use_ema is True and ema is None:
