@@ -38,10 +38,13 @@ from torchvision import transforms
 from ganlib import DCGAN, CheckpointError, Trainer
 from ganlib.callbacks import EMA, LossCurve, MetricsLogger, ModelCheckpoint, NaNGuard, SampleGrid
 from ganlib.callbacks.progress import format_metrics
+from ganlib.cli import non_negative_int, positive_int
 from ganlib.data import DataNotFoundError, load_mnist, mnist_dataset
 from ganlib.device import resolve_device
 from ganlib.losses import get_loss
 from ganlib.metrics import MNISTEvaluator
+from ganlib.runfolder import RunFolderError, refuse_clobbering
+from ganlib.signals import TrainingInterrupted
 
 # The reference recipe, and what ganlib recommends at the same budget.
 RECIPE = dict(
@@ -54,17 +57,10 @@ RECOMMENDED = dict(
 )
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+def eval_count(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("must be 0 (skip scoring) or >= 2, got 1")
     return value
 
 
@@ -105,7 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr-d", type=float, help="discriminator learning rate")
     parser.add_argument("--width", type=positive_int, default=128, help="feature channels")
     parser.add_argument("--latent-dim", type=positive_int, default=100, help="latent size")
-    parser.add_argument("--seed", type=int, default=0, help="seed for init, data order, latents")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed for init, data order, latents"
+    )
     parser.add_argument(
         "--shuffle", action=argparse.BooleanOptionalAction, help="reshuffle every epoch"
     )
@@ -130,7 +128,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="class-conditional DCGAN: learn from (image, digit) pairs, draw chosen digits",
     )
-    parser.add_argument("--resume", default=None, help="checkpoint to resume from")
+    parser.add_argument(
+        "--resume",
+        default=None,
+        help="checkpoint to resume from, or a run folder (its checkpoints/last.ckpt)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run in an --out folder that holds an earlier run's files, "
+        "replacing them (without it such a run refuses to start)",
+    )
     parser.add_argument("--max-steps", type=positive_int, default=None, help="stop early")
     parser.add_argument(
         "--num-workers",
@@ -141,9 +149,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--eval-samples",
-        type=non_negative_int,
+        type=eval_count,
         default=10_000,
-        help="generated images scored at the end (0: skip scoring)",
+        help="generated images scored at the end (0: skip scoring; else >= 2)",
     )
     parser.add_argument("--no-download", action="store_true", help="never try to download")
     args = parser.parse_args(argv)
@@ -153,6 +161,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("lr_g", "lr_d"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out must be a folder, got {args.out!r}, which is a file")
+    if args.resume is not None and Path(args.resume).is_dir():  # a run folder
+        found = [Path(args.resume, *p) for p in (("checkpoints", "last.ckpt"), ("last.ckpt",))]
+        found = [p for p in found if p.is_file()]
+        if not found:
+            parser.error(f"--resume {args.resume!r} is a folder without checkpoints/last.ckpt")
+        args.resume = str(found[0])
     return args
 
 
@@ -252,6 +268,16 @@ def main(argv: list[str] | None = None) -> int:
         NaNGuard(),
         ModelCheckpoint(out / "checkpoints", every_n_epochs=1, keep_last=2),
     ]
+    if args.resume is None and not args.overwrite:
+        try:  # before anything is loaded or written
+            refuse_clobbering(
+                callbacks,
+                remedy=f"pass --resume {out} to continue it, --overwrite to replace it, "
+                "or choose another --out",
+            )
+        except RunFolderError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     betas = (0.5, 0.999)
     trainer = Trainer(
         gan,
@@ -264,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         max_steps=args.max_steps,
         seed=args.seed,
         callbacks=callbacks,
+        overwrite=args.overwrite,
     )
     preset = "recipe" if args.recipe else "recommended"
     kind = "conditional DCGAN" if args.conditional else "DCGAN"
@@ -291,9 +318,15 @@ def main(argv: list[str] | None = None) -> int:
             shuffle=args.shuffle,
             num_workers=args.num_workers,
         )
-    except CheckpointError as exc:
+    except (CheckpointError, RunFolderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:  # Ctrl-C or SIGTERM: the step finished and was saved
+        print(f"stopped: {exc}; resume with --resume {out}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C
+        print("aborted", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - started
     if not world.is_main:
         return 0

@@ -6,6 +6,8 @@ from .checkpoint import CheckpointError, load_gan
 from .gan import GAN, register_architecture
 from .init import dcgan_init_, init_weights_
 from .models import DCGAN
+from .runfolder import RunFolderError
+from .signals import TrainingInterrupted
 from .trainer import Trainer, TrainerState
 
 __all__ = [
@@ -13,8 +15,10 @@ __all__ = [
     "GAN",
     "Callback",
     "CheckpointError",
+    "RunFolderError",
     "Trainer",
     "TrainerState",
+    "TrainingInterrupted",
     "__version__",
     "dcgan_init_",
     "init_weights_",

@@ -6,7 +6,6 @@ can resume at any batch of any epoch without replaying the batches before it.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -15,10 +14,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, RandomSampler
 
-from .gan import check_labels
 from .seeding import epoch_seed, worker_seed
 
-__all__ = ["Batch", "BatchSource", "check_data", "epoch_seed", "split_batch"]
+__all__ = ["Batch", "BatchSource", "epoch_seed", "split_batch"]
 
 # (images, labels or None), on the training device.
 Batch = tuple[Tensor, Tensor | None]
@@ -98,6 +96,8 @@ class BatchSource:
             and all(isinstance(t, Tensor) for t in data)
         ):
             images, labels = split_batch(data)
+            if images.is_floating_point() and images.dtype != torch.float32:
+                images = images.float()  # float64 (numpy's default), fp16, bf16 -> float32
             if preload:
                 images = images.to(device)
                 labels = None if labels is None else labels.to(device)
@@ -158,8 +158,16 @@ class BatchSource:
             return images[:1] if labels is None else (images[:1], labels[:1])
         assert self._loader is not None
         if self.iterable:
-            return next(iter(self._loader))
+            try:
+                return next(iter(self._loader))
+            except StopIteration:
+                raise ValueError("`data` is empty: its iterable dataset yields nothing") from None
         return self._loader.dataset[0]
+
+    @property
+    def images(self) -> Tensor | None:
+        """All images of tensor data, else ``None``."""
+        return self._tensors[0] if self._tensors is not None else None
 
     def _index_batches(self, epoch: int) -> list[Any]:
         if self.world_size > 1:
@@ -228,6 +236,8 @@ class BatchSource:
 
     def _to_device(self, images: Tensor, labels: Tensor | None) -> Batch:
         images = images.to(self.device, non_blocking=True)
+        if images.is_floating_point() and images.dtype != torch.float32:
+            images = images.float()
         if labels is not None:
             labels = labels.to(self.device, non_blocking=True)
         return images, labels
@@ -238,48 +248,3 @@ def _length(dataset: Any) -> int | None:
         return len(dataset)
     except TypeError:
         return None
-
-
-def check_data(source: BatchSource, image_shape: tuple[int, ...], num_classes: int | None) -> None:
-    """Refuse data that cannot train a pair with this image shape and these classes,
-    before any step runs (and warn about images outside [-1, 1]).
-
-    Raises:
-        ValueError: Empty data, fewer images than one batch with ``drop_last``,
-            missing labels for a conditional pair, bad labels, images of another
-            shape, or integer images.
-    """
-    if source.dataset_size == 0:
-        raise ValueError("`data` is empty: there are no images to train on")
-    if not source.iterable and len(source) == 0:
-        raise ValueError(
-            f"`data` has {source.dataset_size} images, fewer than one batch of "
-            f"{source.batch_size} with drop_last=True"
-        )
-    images, labels = split_batch(source.sample_item())
-    if num_classes is not None:
-        if labels is None:
-            raise ValueError(
-                f"the model is conditional (num_classes={num_classes}) but `data` has "
-                "no labels: pass (images, labels) tensors or a Dataset of (image, label)"
-            )
-        # Tensor data: every label, once (the model itself checks only CPU batches).
-        all_labels = source.labels if source.labels is not None else labels.reshape(-1)
-        check_labels(all_labels, num_classes)
-    expected = tuple(image_shape)
-    if images.dim() < 3 or tuple(images.shape[-3:]) != expected:
-        raise ValueError(
-            f"images must be shaped (C, H, W) = {expected} to match the generator's output, "
-            f"got {tuple(images.shape[-3:]) if images.dim() >= 3 else tuple(images.shape)} "
-            "from `data`"
-        )
-    if not images.is_floating_point():
-        raise ValueError(
-            f"images must be floating point and scaled to [-1, 1], got dtype {images.dtype}"
-        )
-    if images.numel() and (images.min() < -1.0 - 1e-3 or images.max() > 1.0 + 1e-3):
-        warnings.warn(
-            f"images range over [{images.min().item():.3g}, {images.max().item():.3g}]; "
-            "the generator's Tanh output is [-1, 1] (use Normalize((0.5,), (0.5,)))",
-            stacklevel=4,
-        )

@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,19 @@ __all__ = [
     "atomic_link",
     "atomic_save",
     "capture_rng_state",
+    "check_resumable",
     "load_checkpoint",
     "load_gan",
+    "misfit",
     "restore_rng_state",
+    "tensor_checksum",
 ]
 
 FORMAT_KEY = "ganlib_checkpoint"
 FORMAT_VERSION = 1
+CHECKSUM_KEY = "checksum"
+# load_gan refuses a configuration that builds more parameters than this.
+MAX_LOAD_PARAMETERS = 2_000_000_000
 
 
 class CheckpointError(ValueError):
@@ -140,6 +147,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             ganlib checkpoint of a version this release reads.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = [
+            p for p in (path / "last.ckpt", path / "checkpoints" / "last.ckpt") if p.is_file()
+        ]
+        hint = f" (did you mean {str(inside[0])!r}?)" if inside else ""
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a file{hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
@@ -159,7 +172,101 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"checkpoint {str(path)!r} has format version {payload[FORMAT_KEY]!r}; "
             f"this ganlib reads version {FORMAT_VERSION}"
         )
+    expected = payload.get(CHECKSUM_KEY)
+    if expected is not None and expected != tensor_checksum(payload):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupted: its tensor data does not match the "
+            "checksum written with it"
+        )
     return payload
+
+
+def tensor_checksum(payload: Any) -> str:
+    """A CRC-32 of every tensor's bytes in ``payload`` (dicts walked in key order), written
+    with each checkpoint so flipped bytes are caught when it is read back."""
+    crc = 0
+
+    def walk(value: Any) -> None:
+        nonlocal crc
+        if isinstance(value, torch.Tensor):
+            data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+            crc = zlib.crc32(data.numpy().tobytes(), crc)
+        elif isinstance(value, dict):
+            for key in sorted(value, key=str):
+                if key != CHECKSUM_KEY:
+                    walk(value[key])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(payload)
+    return f"crc32:{crc:08x}"
+
+
+def _problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with a Trainer checkpoint's entries, or ``None``."""
+    tensors = ("generator", "discriminator")
+    for name in tensors:
+        entry = payload.get(name)
+        if not isinstance(entry, dict) or not all(
+            isinstance(v, torch.Tensor) for v in entry.values()
+        ):
+            return f"`{name}` is not a state dict of tensors"
+    for name in ("g_optimizer", "d_optimizer"):
+        entry = payload.get(name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("param_groups"), list):
+            return f"`{name}` is not an optimizer state"
+    state = payload.get("state")
+    if not isinstance(state, dict):
+        return "`state` is missing"
+    for key in ("step", "epoch", "batch_in_epoch"):
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"`state.{key}` must be an integer >= 0, got {value!r}"
+    seed = payload.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        return f"`seed` must be an integer >= 0, got {seed!r}"
+    noise = payload.get("noise_rng")
+    if not isinstance(noise, dict) or not isinstance(noise.get("state"), torch.Tensor):
+        return "`noise_rng` is missing its state"
+    rng = payload.get("rng")
+    if not isinstance(rng, dict) or not isinstance(rng.get("torch"), torch.Tensor):
+        return "`rng` is missing the global random state"
+    callbacks = payload.get("callbacks")
+    if not isinstance(callbacks, dict) or not all(isinstance(v, dict) for v in callbacks.values()):
+        return "`callbacks` is not a mapping of callback states"
+    if not isinstance(payload.get("scaler", {}), dict):
+        return "`scaler` is not a grad-scaler state"
+    return None
+
+
+def check_resumable(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Check every entry a Trainer restores, before any of them is used.
+
+    Raises:
+        CheckpointError: Naming the file and the first malformed entry.
+    """
+    problem = _problem(payload)
+    if problem is not None:
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be resumed: {problem}")
+
+
+def misfit(
+    path: str, exc: BaseException, what: str = "does not fit this trainer"
+) -> CheckpointError:
+    """``exc`` (raised while restoring a checkpoint) as a one-line CheckpointError."""
+    if isinstance(exc, CheckpointError):
+        return exc
+    detail = str(exc).split("\n\t", 1)[-1].split("\n")[0]
+    where = f"checkpoint {path!r}" if path else "checkpoint"
+    return CheckpointError(f"{where} {what}: {detail}")
+
+
+def _tensors(payload: dict[str, Any], name: str) -> list[torch.Tensor]:
+    entry = payload.get(name)
+    if not isinstance(entry, dict):
+        return []
+    return [t for t in entry.values() if isinstance(t, torch.Tensor)]
 
 
 # The state key of the EMA callback, whose "module" entry holds the averaged generator.
@@ -195,18 +302,35 @@ def load_gan(path: str | os.PathLike[str], *, ema: bool = False) -> GAN:
         )
     arch = payload.get("arch") or "dcgan"
     try:
-        with torch.random.fork_rng(devices=[]):  # building initialises: leave the RNG alone
-            gan = build_gan(arch, config)
-    except ValueError as exc:
+        with torch.device("meta"):  # count the parameters without allocating them
+            planned = sum(p.numel() for p in build_gan(arch, config).parameters())
+    except (ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {str(path)!r}: {exc}") from exc
-    gan.discriminator.load_state_dict(payload["discriminator"])
-    generator_state = payload["generator"]
+    held = sum(
+        t.numel() for name in ("generator", "discriminator") for t in _tensors(payload, name)
+    )
+    if planned > MAX_LOAD_PARAMETERS or planned > 2 * held + 1_000_000:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has a configuration ({config}) that builds {planned:,} "
+            f"parameters, but the file holds {held:,}: it was edited or damaged"
+        )
+    with torch.random.fork_rng(devices=[]):  # building initialises: leave the RNG alone
+        gan = build_gan(arch, config)
+    generator_state = payload.get("generator")
     if ema:
-        averaged = payload["callbacks"].get(EMA_STATE_KEY, {}).get("module")
-        if averaged is None:
+        callbacks = payload.get("callbacks")
+        averaged = callbacks.get(EMA_STATE_KEY, {}) if isinstance(callbacks, dict) else {}
+        generator_state = averaged.get("module") if isinstance(averaged, dict) else None
+        if generator_state is None:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} has no EMA generator (train with the EMA callback)"
             )
-        generator_state = averaged
-    gan.generator.load_state_dict(generator_state)
+    try:
+        gan.discriminator.load_state_dict(payload["discriminator"])
+        gan.generator.load_state_dict(generator_state)  # type: ignore[arg-type]
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: its weights do not fit its configuration {config}: "
+            + str(exc).split("\n\t", 1)[-1].split("\n")[0]
+        ) from exc
     return gan

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from torch import nn
 from torch.optim import Adam, Optimizer
 
-__all__ = ["OptimizerArg", "build_optimizer"]
+__all__ = [
+    "OptimizerArg",
+    "build_optimizer",
+    "check_same_kind",
+    "hyperparameters",
+    "keep_hyperparameters",
+]
 
 # An optimizer, a function of parameters returning one, or None for the recipe's Adam.
 OptimizerArg = Optimizer | Callable[[Iterable[nn.Parameter]], Optimizer] | None
@@ -47,3 +54,46 @@ def build_optimizer(
         f"`{name}` must be a torch Optimizer, a function of parameters returning one, or None; "
         f"got {type(arg).__name__}"
     )
+
+
+def hyperparameters(optimizer: Optimizer) -> list[dict[str, Any]]:
+    """Each parameter group's settings (lr, betas, ...), without the parameters."""
+    return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+
+def check_same_kind(optimizer: Optimizer, saved: dict[str, Any], name: str) -> None:
+    """Refuse a saved optimizer state of another kind or shape before it is loaded.
+
+    Raises:
+        ValueError: If the saved groups differ in number or lack settings this optimizer
+            has (an SGD state for an Adam, say).
+    """
+    groups = saved.get("param_groups")
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"`{name}`'s saved state has another number of parameter groups")
+    for index, (group, theirs) in enumerate(zip(optimizer.param_groups, groups, strict=True)):
+        missing = sorted(set(group) - set(theirs) - {"params"}) if isinstance(theirs, dict) else []
+        if missing or not isinstance(theirs, dict):
+            raise ValueError(
+                f"`{name}` is a {type(optimizer).__name__}, but the checkpoint's group {index} "
+                f"lacks its settings {missing}: it was saved by another kind of optimizer"
+            )
+
+
+def keep_hyperparameters(
+    optimizer: Optimizer, wanted: list[dict[str, Any]], name: str
+) -> list[str]:
+    """Put back the settings the user gave (``wanted``) after a checkpoint's optimizer
+    state replaced them, and say what changed.
+
+    Returns:
+        One line per changed setting, e.g. ``"g_optimizer lr: 0.0002 -> 0.0001"``.
+    """
+    changes = []
+    for group, mine in zip(optimizer.param_groups, wanted, strict=True):
+        for key, value in mine.items():
+            if key in ("initial_lr",) or group[key] == value:
+                continue
+            changes.append(f"{name} {key}: {group[key]} -> {value}")
+            group[key] = value
+    return changes

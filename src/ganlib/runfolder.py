@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ __all__ = [
     "existing_file",
     "hold_locks",
     "output_folders",
+    "prepared",
     "refuse_clobbering",
 ]
 
@@ -182,18 +183,53 @@ def output_folders(callbacks: Iterable[Callback]) -> list[Path]:
     return list(folders)
 
 
-def refuse_clobbering(callbacks: Iterable[Callback]) -> None:
+API_REMEDY = (
+    "resume that run (fit(ckpt_path=...), or ckpt_path='last'), pass Trainer(overwrite=True) "
+    "to replace them, or write this run elsewhere"
+)
+
+
+def refuse_clobbering(callbacks: Iterable[Callback], remedy: str = API_REMEDY) -> None:
     """Refuse a fresh run whose callbacks would replace an earlier run's files.
 
+    Args:
+        callbacks: The run's callbacks.
+        remedy: The ways on, in the caller's terms (a command names its flags).
+
     Raises:
-        RunFolderError: Listing the files and the three ways on.
+        RunFolderError: Listing the files and the ways on.
     """
     earlier = [path for callback in callbacks for path in callback.earlier_outputs()]
     if not earlier:
         return
     shown = ", ".join(str(p) for p in earlier[:4]) + (" ..." if len(earlier) > 4 else "")
-    raise RunFolderError(
-        f"the output folders hold an earlier run's files ({shown}); resume that run "
-        "(fit(ckpt_path=...), or ckpt_path='last'), pass Trainer(overwrite=True) to replace "
-        "them, or write this run elsewhere"
-    )
+    raise RunFolderError(f"the output folders hold an earlier run's files ({shown}); {remedy}")
+
+
+@contextlib.contextmanager
+def prepared(
+    callbacks: list[Callback], fresh: bool, agree: Callable[[bool], bool] = bool
+) -> Iterator[None]:
+    """The callbacks' output folders, ready for a run: writable, locked, and (for a
+    ``fresh`` run) holding no earlier run's files; released when the block ends.
+
+    Args:
+        callbacks: The callbacks running in this process.
+        fresh: A new run (not a resumed one, not told to overwrite).
+        agree: True on every process if the argument is true on any (under DDP only
+            rank 0 writes files, but all ranks must stop together when it refuses).
+
+    Raises:
+        RunFolderError: For the first problem found (on the other ranks: that rank 0 refused).
+    """
+    with contextlib.ExitStack() as stack:
+        problem: RunFolderError | None = None
+        try:
+            stack.enter_context(hold_locks(output_folders(callbacks)))
+            if fresh:
+                refuse_clobbering(callbacks)
+        except RunFolderError as exc:
+            problem = exc
+        if agree(problem is not None):
+            raise problem or RunFolderError("another process refused the output folders")
+        yield

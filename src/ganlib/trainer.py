@@ -1,25 +1,18 @@
 """The Trainer: the loop that runs adversarial steps, with callbacks and exact resume.
 
-The Trainer owns the loop only: ``fit``, epochs, stopping, Ctrl-C, the callback
-hooks, and the state that checkpoints save and load. What it runs comes from
-the modules that own each concept:
-
-- :mod:`ganlib.gan`: the pair's contract (latents, labels, image shape, config);
-- :mod:`ganlib.step`: what one step computes (D steps, G step, the metrics);
-- :mod:`ganlib.runtime`: what ``fast``, precision, compile and channels_last mean here;
-- :mod:`ganlib.distributed`: process group, DDP wrapping, SyncBatchNorm;
-- :mod:`ganlib.batching`: the batches of each epoch, resumable and sharded;
-- :mod:`ganlib.seeding`: every random stream derived from the seed;
-- :mod:`ganlib.checkpoint`: the file format.
-
-A conditional pair (``num_classes`` set, such as ``DCGAN(num_classes=K)``) is
-trained on (images, labels) batches. Under ``torchrun`` each process trains on
-its shard of every epoch with G and D in DistributedDataParallel (see
-docs/distributed.md).
+The Trainer owns the loop only: ``fit``, epochs, stopping, signals, the callback
+hooks, and the state that checkpoints save and load. What it runs comes from the
+modules that own each concept (docs/design.md): the pair's contract (``gan``), one
+step (``step``), the engineering switches (``runtime``), DDP (``distributed``), the
+batches (``batching``), the random streams (``seeding``), the output folders
+(``runfolder``) and the file format (``checkpoint``).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, get_args
@@ -27,36 +20,26 @@ from typing import Any, get_args
 import torch
 from torch import Tensor, nn
 
-from . import distributed, runfolder
+from . import checkpoint, distributed, optim, runfolder
 from ._validation import check_int
 from ._version import __version__
-from .batching import BatchSource, check_data
+from .batching import BatchSource
 from .callbacks.base import Callback, CallbackList, note, raise_first
 from .callbacks.guard import check_finite
-from .checkpoint import FORMAT_KEY, FORMAT_VERSION, CheckpointError, atomic_save, load_checkpoint
+from .data.checks import check_data
 from .device import resolve_device
 from .gan import GAN, as_gan
 from .losses import AdversarialLoss, LossName, get_loss
-from .optim import OptimizerArg, build_optimizer
 from .runtime import CompiledOrEager, Precision, Runtime  # noqa: F401  (CompiledOrEager: compat)
 from .runtime import native_bf16 as _native_bf16  # noqa: F401  (importable from here, as before)
 from .seeding import capture_rng_state, fresh_seed, restore_rng_state, resume_seed, step_seed
-from .signals import GracefulStop, TrainingInterrupted  # noqa: F401  (exported by ganlib)
+from .signals import GracefulStop
 from .step import AdversarialStep, StepNetworks
 
 __all__ = ["DEFAULT_MAX_EPOCHS", "Precision", "Trainer", "TrainerState"]
 
 # Trains this many epochs when neither max_epochs nor max_steps is given (the recipe's).
 DEFAULT_MAX_EPOCHS = 10
-
-
-def _callback_list(callbacks: Any) -> list[Callback]:
-    if callbacks is None or isinstance(callbacks, Callback):
-        hint = "callbacks=[]" if callbacks is None else f"callbacks=[{type(callbacks).__name__}()]"
-        raise TypeError(
-            f"`callbacks` must be a list of Callback objects, got {callbacks!r}; write {hint}"
-        )
-    return list(callbacks)  # (CallbackList checks the entries)
 
 
 @dataclass
@@ -135,8 +118,8 @@ class Trainer:
         gan: Any,
         *,
         loss: LossName | AdversarialLoss = "bce",
-        g_optimizer: OptimizerArg = None,
-        d_optimizer: OptimizerArg = None,
+        g_optimizer: optim.OptimizerArg = None,
+        d_optimizer: optim.OptimizerArg = None,
         d_steps: int = 1,
         device: str | torch.device = "auto",
         precision: Precision | None = None,
@@ -187,18 +170,18 @@ class Trainer:
         for network in networks:
             self.runtime.place(network)
         fused = self.runtime.fused_optimizers
-        self.g_optimizer = build_optimizer(g_optimizer, self.generator, "g_optimizer", fused)
-        self.d_optimizer = build_optimizer(d_optimizer, self.discriminator, "d_optimizer", fused)
+        self.g_optimizer = optim.build_optimizer(g_optimizer, self.generator, "g_optimizer", fused)
+        self.d_optimizer = optim.build_optimizer(
+            d_optimizer, self.discriminator, "d_optimizer", fused
+        )
 
-        callbacks = _callback_list(callbacks)
+        callbacks = CallbackList.as_list(callbacks)
         from .callbacks import ProgressBar  # (the callbacks import Trainer types)
 
         if progress and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.insert(0, ProgressBar())
         self.callbacks = CallbackList(callbacks, main_process=self.world.is_main)
-        self.progress = progress
-        self.overwrite = bool(overwrite)
-        self.nan_guard = bool(nan_guard)
+        self.progress, self.overwrite, self.nan_guard = progress, bool(overwrite), bool(nan_guard)
 
         self.noise_rng = torch.Generator(device=self.device).manual_seed(self.seed)
         self.train_step = AdversarialStep(
@@ -209,11 +192,7 @@ class Trainer:
             runtime=self.runtime,
             rng=self.noise_rng,
             d_steps=self.d_steps,
-            networks=StepNetworks.build(
-                self.gan,
-                self.runtime,
-                lambda module: distributed.wrap(self.world, module, self.device),
-            ),
+            networks=StepNetworks.build(self.gan, self.runtime, self._wrap),
             before_optimizer_step=lambda network, optimizer: self.callbacks.call(
                 "on_before_optimizer_step", self, network, optimizer
             ),
@@ -225,6 +204,9 @@ class Trainer:
         self.num_batches: int | None = None
         self._in_step = False
         self._stop = GracefulStop()
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        return distributed.wrap(self.world, module, self.device)
 
     @property
     def precision(self) -> Precision:
@@ -297,11 +279,9 @@ class Trainer:
         self.runtime.activate()
         if self.progress and self.world.is_main:
             print(self.runtime.describe(), flush=True)
-        active = self.callbacks.active
-        folders = runfolder.output_folders(active)  # writable, before anything is written
-        with runfolder.hold_locks(folders), self._stop.installed():
-            if self.state.step == 0 and not self.overwrite:
-                runfolder.refuse_clobbering(active)
+        fresh = self.state.step == 0 and not self.overwrite
+        agree = functools.partial(self.world.any, device=self.device)  # every rank, or none
+        with runfolder.prepared(self.callbacks.active, fresh, agree), self._stop.installed():
             try:
                 self.callbacks.call("on_fit_start", self)
                 while not self._done():
@@ -357,8 +337,6 @@ class Trainer:
         self._in_step = False
         self._stop.check(state.step)
 
-    # The pair's inputs on the trainer's device, from ``generator`` or the trainer's stream.
-
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Latents for ``n`` images (see :meth:`ganlib.GAN.sample_noise`)."""
         return self.gan.sample_noise(n, self.device, generator or self.noise_rng)
@@ -392,7 +370,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (see :meth:`save_checkpoint`)."""
         return {
-            FORMAT_KEY: FORMAT_VERSION,
+            checkpoint.FORMAT_KEY: checkpoint.FORMAT_VERSION,
             "ganlib_version": __version__,
             "arch": self.gan.arch or None,
             "gan_config": self.gan.config,
@@ -414,22 +392,42 @@ class Trainer:
         epoch, position in the epoch and random states, atomically. Under DDP only
         rank 0 writes (the others return at once)."""
         if self.world.is_main:
-            atomic_save(self.state_dict(), path)
+            payload = self.state_dict()
+            payload[checkpoint.CHECKSUM_KEY] = checkpoint.tensor_checksum(payload)
+            checkpoint.atomic_save(payload, path)
 
     def load_checkpoint(self, path: str) -> None:
-        """Restore everything :meth:`save_checkpoint` wrote.
+        """Restore everything :meth:`save_checkpoint` wrote, all or nothing: a file that
+        does not fit leaves the trainer as it was. Optimizer settings given to this
+        trainer (a new learning rate, say) win over the checkpoint's, with a notice.
 
         Raises:
-            CheckpointError: If the file is unreadable, not ganlib's, or for other models.
+            CheckpointError: If the file is unreadable, malformed, corrupted, or for
+                other models or optimizers.
         """
-        payload = load_checkpoint(path)
-        for name, module in (("generator", self.generator), ("discriminator", self.discriminator)):
+        payload = checkpoint.load_checkpoint(path)
+        checkpoint.check_resumable(payload, path)
+        wanted = [optim.hyperparameters(self.g_optimizer), optim.hyperparameters(self.d_optimizer)]
+        backup = copy.deepcopy(self.state_dict())
+        try:
+            optim.check_same_kind(self.g_optimizer, payload["g_optimizer"], "g_optimizer")
+            optim.check_same_kind(self.d_optimizer, payload["d_optimizer"], "d_optimizer")
+            self._restore(payload)
+            changes = optim.keep_hyperparameters(self.g_optimizer, wanted[0], "g_optimizer")
+            changes += optim.keep_hyperparameters(self.d_optimizer, wanted[1], "d_optimizer")
+        except Exception as exc:
+            self._restore(backup)
+            raise checkpoint.misfit(path, exc) from exc
+        if changes and self.world.is_main:
+            print(f"resuming {path} with your settings: {'; '.join(changes)}", file=sys.stderr)
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        for name in ("generator", "discriminator"):
             try:
-                module.load_state_dict(payload[name])
+                getattr(self, name).load_state_dict(payload[name])
             except RuntimeError as exc:
-                raise CheckpointError(
-                    f"checkpoint {path!r} holds a {name} of another shape than this trainer's: "
-                    + str(exc).split("\n\t", 1)[-1].split("\n")[0]
+                raise checkpoint.misfit(
+                    "", exc, f"holds a {name} of another shape than this trainer's"
                 ) from exc
         self.g_optimizer.load_state_dict(payload["g_optimizer"])
         self.d_optimizer.load_state_dict(payload["d_optimizer"])

@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 if TYPE_CHECKING:
     from ..trainer import Trainer
 
-__all__ = ["Callback", "CallbackList", "Network", "note", "raise_first"]
+__all__ = ["Callback", "CallbackList", "FileWriter", "Network", "note", "raise_first"]
 
 Network = Literal["generator", "discriminator"]
 
@@ -146,6 +146,21 @@ class CallbackList:
                 )
             seen[callback.state_key] = callback
 
+    @staticmethod
+    def as_list(callbacks: Any) -> list[Callback]:
+        """The ``callbacks`` argument as a list, refusing ``None`` and a lone callback.
+
+        Raises:
+            TypeError: Naming the argument and what to write instead.
+        """
+        if callbacks is None or isinstance(callbacks, Callback):
+            fix = "[]" if callbacks is None else f"[{type(callbacks).__name__}(...)]"
+            raise TypeError(
+                f"`callbacks` must be a list of Callback objects, got {callbacks!r}; "
+                f"write callbacks={fix}"
+            )
+        return list(callbacks)
+
     def __iter__(self) -> Iterator[Callback]:
         return iter(self.callbacks)
 
@@ -184,3 +199,19 @@ class CallbackList:
         for callback in self.callbacks:
             if callback.state_key in states:
                 callback.load_state_dict(states[callback.state_key])
+
+
+class FileWriter(Callback):
+    """Base of callbacks that write one file, ``self.path``: its folder is checked and
+    locked before training, and an earlier run's file there is not clobbered."""
+
+    path: Path
+    main_process_only = True  # writes files or prints
+
+    def output_folders(self) -> list[Path]:
+        return [self.path.parent]
+
+    def earlier_outputs(self) -> list[Path]:
+        from ..runfolder import existing_file
+
+        return existing_file(self.path, f"{type(self).__name__}(path)")

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import override
 
-from ..runfolder import existing_file
-from .base import Callback
+from .base import Callback, FileWriter
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["MetricsLogger", "TensorBoardLogger"]
 
 
-class MetricsLogger(Callback):
+class MetricsLogger(FileWriter):
     """Appends one row per step (``step``, ``epoch`` and every metric) to a file.
 
     The format follows the suffix: ``.csv`` or ``.jsonl``. Each row is flushed
@@ -51,14 +50,6 @@ class MetricsLogger(Callback):
     @override
     def state_key(self) -> str:
         return f"MetricsLogger[{self.path}]"
-
-    @override
-    def output_folders(self) -> list[Path]:
-        return [self.path.parent]
-
-    @override
-    def earlier_outputs(self) -> list[Path]:
-        return existing_file(self.path, "MetricsLogger(path)")
 
     def _kept_rows(self, up_to_step: int) -> list[dict[str, Any]]:
         if up_to_step == 0 or not self.path.exists():

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from typing_extensions import override
 
-from ..runfolder import existing_file
 from ..step import METRIC_NAMES
-from .base import Callback
+from .base import FileWriter
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -24,7 +23,7 @@ _PANELS = (("loss_d", "loss_g"), ("d_real", "d_fake", "d_fake_after"))
 _TITLES = ("losses", "D's mean score: real, fake before >> after D's step", "reported by the loss")
 
 
-class LossCurve(Callback):
+class LossCurve(FileWriter):
     """Plots losses and D's scores against steps into a PNG after every epoch and at the end.
 
     Needs matplotlib (``pip install ganlib[plots]``); without it, prints one
@@ -45,14 +44,6 @@ class LossCurve(Callback):
     @override
     def state_key(self) -> str:
         return f"LossCurve[{self.path}]"
-
-    @override
-    def output_folders(self) -> list[Path]:
-        return [self.path.parent]
-
-    @override
-    def earlier_outputs(self) -> list[Path]:
-        return existing_file(self.path, "LossCurve(path)")
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:

@@ -76,6 +76,34 @@ def class_scores(logits: Tensor, min_share: float = 0.25) -> dict[str, float | i
     }
 
 
+def _checked_batch(images: Tensor, real: bool = False) -> Tensor:
+    """An image batch the classifier can score, or a ValueError naming what is wrong.
+    ``real`` images (the reference) must also reach the background's -1: real MNIST in
+    [0, 1] would otherwise pass."""
+    if (
+        not isinstance(images, Tensor)
+        or images.dim() != 4
+        or tuple(images.shape[1:]) != (1, 28, 28)
+    ):
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"MNIST images must be shaped (N, 1, 28, 28), got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(
+            f"MNIST images must be floating point in [-1, 1], got dtype {images.dtype} "
+            "(for uint8 pixels use x / 127.5 - 1)"
+        )
+    images = images.float()
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError("MNIST images hold NaN or infinite values")
+    low, high = float(images.min()), float(images.max())
+    if low < -1.0 - 1e-3 or high > 1.0 + 1e-3 or (real and low > -0.5):
+        raise ValueError(
+            f"MNIST images must lie in [-1, 1] (background near -1), got values in "
+            f"[{low:.3g}, {high:.3g}]; for [0, 1] images use x * 2 - 1"
+        )
+    return images
+
+
 class MNISTEvaluator:
     """Scores MNIST-like images against a reference set (normally the 10k test split).
 
@@ -104,10 +132,12 @@ class MNISTEvaluator:
         self.classifier = self.classifier.eval().requires_grad_(False).to(device)
         self.device = torch.device(device)
         self.batch_size = check_int("batch_size", batch_size, 1)
-        self.reference = FeatureStats.of(self._features(reference))
+        self.reference = FeatureStats.of(self._features(reference, real=True))
 
-    def _features(self, images: Tensor | Iterable[Tensor]) -> Tensor:
-        return embed(self.classifier.embed, images, batch_size=self.batch_size, device=self.device)
+    def _features(self, images: Tensor | Iterable[Tensor], real: bool = False) -> Tensor:
+        batches = images.split(self.batch_size) if isinstance(images, Tensor) else images
+        checked = (_checked_batch(batch, real) for batch in batches)
+        return embed(self.classifier.embed, checked, batch_size=self.batch_size, device=self.device)
 
     @torch.no_grad()
     def score(
