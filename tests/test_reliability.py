@@ -487,3 +487,17 @@ def test_the_example_ends_on_sigterm_with_one_line_and_143(fake_data, tmp_path):
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert "stopped: training interrupted by SIGTERM" in stderr.strip().splitlines()[-1]
+
+
+def test_a_file_callback_named_by_another_path_keeps_its_history(tmp_path, monkeypatch, capsys):
+    from ganlib.callbacks import LossCurve
+
+    monkeypatch.chdir(tmp_path)
+    first = LossCurve("curve.png")
+    t = trainer([first, ModelCheckpoint("ckpt")])
+    t.fit(images(), batch_size=8)
+    again = LossCurve(tmp_path / "curve.png")  # the same file, as an absolute path
+    resumed = trainer([again, ModelCheckpoint("ckpt")], max_steps=4)
+    resumed.fit(images(), ckpt_path="last", batch_size=8)
+    assert again.history["step"] == [1.0, 2.0, 3.0, 4.0]
+    assert "restoring LossCurve[" in capsys.readouterr().err

@@ -12,6 +12,7 @@ Guarantees (documented, tested):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -195,10 +196,33 @@ class CallbackList:
         return {c.state_key: c.state_dict() for c in self.callbacks}
 
     def load_state_dict(self, states: Mapping[str, Mapping[str, Any]]) -> None:
-        """Restore each callback whose key is in ``states``; others keep their state."""
+        """Restore each callback whose key is in ``states``; others keep their state.
+
+        A file-writing callback whose key names its path another way than the
+        checkpoint's (``runs/a/log.csv`` then ``/home/me/runs/a/log.csv``) is matched
+        by the resolved path, with a notice, so its history is not dropped.
+        """
         for callback in self.callbacks:
-            if callback.state_key in states:
-                callback.load_state_dict(states[callback.state_key])
+            key = callback.state_key
+            if key not in states:
+                key = next((k for k in states if _same_file_key(k, key)), key)
+                if key in states:
+                    print(
+                        f"ganlib: restoring {callback.state_key} from the checkpoint's {key} "
+                        "(the same file, named another way)",
+                        file=sys.stderr,
+                    )
+            if key in states:
+                callback.load_state_dict(states[key])
+
+
+def _same_file_key(a: str, b: str) -> bool:
+    """Whether two ``Name[path]`` state keys name one class and one resolved path."""
+    name_a, _, path_a = a.partition("[")
+    name_b, _, path_b = b.partition("[")
+    if name_a != name_b or not path_a.endswith("]") or not path_b.endswith("]"):
+        return False
+    return Path(path_a[:-1]).resolve() == Path(path_b[:-1]).resolve()
 
 
 class FileWriter(Callback):
