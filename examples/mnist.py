@@ -35,8 +35,8 @@ import torch
 from torch import nn
 from torchvision import transforms
 
-from ganlib import DCGAN, CheckpointError, Trainer
-from ganlib.callbacks import EMA, LossCurve, MetricsLogger, ModelCheckpoint, NaNGuard, SampleGrid
+from ganlib import GAN, CheckpointError, Trainer
+from ganlib.callbacks import EMA
 from ganlib.callbacks.progress import format_metrics
 from ganlib.cli import non_negative_int, positive_int
 from ganlib.data import DataNotFoundError, load_mnist, mnist_dataset
@@ -44,6 +44,7 @@ from ganlib.device import resolve_device
 from ganlib.losses import get_loss
 from ganlib.metrics import MNISTEvaluator
 from ganlib.runfolder import RunFolderError, refuse_clobbering
+from ganlib.runs import RunSettings, build_trainer
 from ganlib.signals import TrainingInterrupted
 
 # The reference recipe, and what ganlib recommends at the same budget.
@@ -196,7 +197,7 @@ def scoring_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor] 
 
 def quality_report(
     trainer: Trainer,
-    gan: DCGAN,
+    gan: GAN,
     args: argparse.Namespace,
     data: tuple[torch.Tensor, torch.Tensor],
     device: torch.device,
@@ -243,8 +244,8 @@ def quality_report(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        device = resolve_device(args.device)
-        loss = get_loss(args.loss)
+        resolve_device(args.device)  # (errors before any data is read)
+        get_loss(args.loss)
         data = training_data(args)
         reference = scoring_data(args)
     except (ValueError, DataNotFoundError) as exc:
@@ -252,46 +253,48 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     out = Path(args.out)
-    torch.manual_seed(args.seed)  # the networks' initialisation
-    gan = DCGAN(
+    settings = RunSettings(  # the same run builder as `ganlib train`
+        data="mnist",
+        out=args.out,
+        data_dir=args.data_dir,
+        split=args.split,
+        download=not args.no_download,
         image_size=28,
         channels=1,
         latent_dim=args.latent_dim,
         width=args.width,
-        num_classes=10 if args.conditional else None,
+        conditional=args.conditional,
+        loss=args.loss,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        shuffle=args.shuffle,
+        ema=args.ema,
+        ema_warmup=args.ema_warmup,
+        fast=args.fast,
+        device=args.device,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        grid_samples=50,
+        grid_nrow=10,
+        keep_checkpoints=2,
     )
-    callbacks = [
-        *([EMA(decay=0.999, warmup=args.ema_warmup)] if args.ema else []),
-        SampleGrid(out, num_samples=50, nrow=10),
-        MetricsLogger(out / "metrics.csv"),
-        LossCurve(out / "loss_curve.png"),
-        NaNGuard(),
-        ModelCheckpoint(out / "checkpoints", every_n_epochs=1, keep_last=2),
-    ]
+    trainer = build_trainer(
+        settings, num_classes=10 if args.conditional else None, overwrite=args.overwrite
+    )
+    gan = trainer.gan
     if args.resume is None and not args.overwrite:
         try:  # before anything is loaded or written
             refuse_clobbering(
-                callbacks,
+                trainer.callbacks.active,
                 remedy=f"pass --resume {out} to continue it, --overwrite to replace it, "
                 "or choose another --out",
             )
         except RunFolderError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    betas = (0.5, 0.999)
-    trainer = Trainer(
-        gan,
-        loss=loss,
-        g_optimizer=torch.optim.Adam(gan.generator.parameters(), lr=args.lr_g, betas=betas),
-        d_optimizer=torch.optim.Adam(gan.discriminator.parameters(), lr=args.lr_d, betas=betas),
-        device=device,
-        fast=args.fast,
-        max_epochs=args.epochs,
-        max_steps=args.max_steps,
-        seed=args.seed,
-        callbacks=callbacks,
-        overwrite=args.overwrite,
-    )
     preset = "recipe" if args.recipe else "recommended"
     kind = "conditional DCGAN" if args.conditional else "DCGAN"
     num_images = len(data[0]) if isinstance(data, tuple) else len(data)

@@ -206,10 +206,14 @@ def test_progress_lines_in_the_recipe_format():
     tiny_trainer([ProgressBar(every_n_steps=2, use_tqdm=False, stream=stream)]).fit(
         data(), batch_size=8
     )
-    lines = stream.getvalue().splitlines()
+    everything = stream.getvalue().splitlines()
+    assert everything[0] == "starting at step 0 of 4, epoch 1"
+    assert everything[-1].startswith("finished: 4 steps, 0:00:")
+    lines = [line for line in everything if line.startswith("epoch")]
     assert len(lines) == 2
     assert lines[0].startswith("epoch 1/2  batch 2/2  step 2  loss_d ")
     assert "D(x) " in lines[0] and ">>" in lines[0]
+    assert " img/s  ETA 0:00:" in lines[0]
 
 
 def test_progress_bar_is_added_by_default():

@@ -203,7 +203,10 @@ def refuse_clobbering(callbacks: Iterable[Callback], remedy: str = API_REMEDY) -
     if not earlier:
         return
     shown = ", ".join(str(p) for p in earlier[:4]) + (" ..." if len(earlier) > 4 else "")
-    raise RunFolderError(f"the output folders hold an earlier run's files ({shown}); {remedy}")
+    raise RunFolderError(
+        f"the output folders hold an earlier run's files ({shown})"
+        + (f"; {remedy}" if remedy else "")
+    )
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -35,17 +36,24 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
     return "  ".join(fields)
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 class ProgressBar(Callback):
     """Shows training progress.
 
     With ``tqdm`` installed and a terminal on ``stream``, a bar over all steps
-    with the latest metrics; otherwise a line every ``every_n_steps`` steps in
-    the recipe's format, e.g.
+    showing the epoch and the current step's metrics. Otherwise (a log file, a
+    pipe) a start line, then a line every ``every_n_steps`` steps (every tenth of
+    a run shorter than that) in the recipe's format followed by elapsed time, images/s and
+    the time left, e.g.
     ``epoch 1/10  batch 100/200  step 100  loss_d 1.3021  loss_g 0.7410  D(x) 0.521``
-    ``D(G(z)) 0.480>>0.413``.
+    ``D(G(z)) 0.480>>0.413  0:00:35  571 img/s  ETA 0:06:45``, and an end summary.
 
     Args:
-        every_n_steps: Steps between log lines (and bar refreshes).
+        every_n_steps: Steps between log lines.
         use_tqdm: Force (True) or forbid (False) tqdm; ``None`` decides as above.
         stream: Where to write; ``sys.stdout`` when ``None``.
     """
@@ -59,9 +67,15 @@ class ProgressBar(Callback):
         self.use_tqdm = use_tqdm
         self.stream = stream
         self._bar: Any = None
+        self._started = 0.0
+        self._first_step = 0
+        self._images = 0
 
     def _out(self) -> TextIO:
         return self.stream if self.stream is not None else sys.stdout
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._out(), flush=True)
 
     def _total_steps(self, trainer: Trainer) -> int | None:
         by_epochs = None
@@ -72,6 +86,9 @@ class ProgressBar(Callback):
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
+        self._started = time.perf_counter()
+        self._first_step, self._images = trainer.state.step, 0
+        self._total = self._total_steps(trainer)
         want = self.use_tqdm
         if want is None:
             want = self._out().isatty()
@@ -83,33 +100,60 @@ class ProgressBar(Callback):
                     print(
                         "ProgressBar: tqdm is not installed; logging lines instead", file=sys.stderr
                     )
+            else:
+                self._bar = tqdm(
+                    total=self._total,
+                    initial=trainer.state.step,
+                    file=self._out(),
+                    unit="step",
+                    dynamic_ncols=True,
+                )
                 return
-            self._bar = tqdm(
-                total=self._total_steps(trainer),
-                initial=trainer.state.step,
-                file=self._out(),
-                unit="step",
-                dynamic_ncols=True,
-            )
+        of = f" of {self._total}" if self._total is not None else ""
+        verb = "resuming at" if trainer.state.step else "starting at"
+        self._print(f"{verb} step {trainer.state.step}{of}, epoch {trainer.state.epoch + 1}")
+
+    @override
+    def on_batch_start(self, trainer: Trainer, images: Any) -> None:
+        self._images += len(images) * trainer.world.world_size
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         step = trainer.state.step
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
-            if step % self.every_n_steps == 0 or step == 1:
-                self._bar.set_postfix_str(format_metrics(metrics), refresh=False)
+            epochs = f"/{trainer.max_epochs}" if trainer.max_epochs is not None else ""
+            text = f"epoch {trainer.state.epoch + 1}{epochs}  {format_metrics(metrics)}"
+            self._bar.set_postfix_str(text, refresh=False)  # tqdm redraws at its own pace
             return
-        if step % self.every_n_steps == 0:
+        every = self.every_n_steps
+        if self._total is not None and self._total < every:  # a short run still gets lines
+            every = max(1, self._total // 10)
+        if step % every == 0 or step == self._total:
             epochs = f"/{trainer.max_epochs}" if trainer.max_epochs is not None else ""
             batches = f"/{trainer.num_batches}" if trainer.num_batches is not None else ""
-            print(
+            self._print(
                 f"epoch {trainer.state.epoch + 1}{epochs}  "
                 f"batch {trainer.state.batch_in_epoch}{batches}  step {step}  "
-                + format_metrics(metrics),
-                file=self._out(),
-                flush=True,
+                + format_metrics(metrics)
+                + "  "
+                + self._pace(step)
             )
+
+    def _pace(self, step: int, eta: bool = True) -> str:
+        elapsed = time.perf_counter() - self._started
+        done = step - self._first_step
+        rate = self._images / elapsed if elapsed > 0 else 0.0
+        pace = f"{_duration(elapsed)}  {rate:.0f} img/s"
+        if eta and self._total is not None and done > 0:
+            pace += f"  ETA {_duration(elapsed / done * (self._total - step))}"
+        return pace
+
+    @override
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self._bar is None:
+            steps = trainer.state.step - self._first_step
+            self._print(f"finished: {steps} steps, {self._pace(trainer.state.step, eta=False)}")
 
     @override
     def on_teardown(self, trainer: Trainer) -> None:

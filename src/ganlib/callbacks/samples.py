@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
     from ..trainer import Trainer
 
-__all__ = ["SampleGrid"]
+__all__ = ["MAX_OVERVIEW_FRAMES", "SampleGrid"]
+
+MAX_OVERVIEW_FRAMES = 12
 
 
 def _read_png(path: Path) -> Tensor:
@@ -50,9 +52,11 @@ class SampleGrid(Callback):
         num_samples: Images per grid (the recipe: 50); a conditional model's grid
             has ``num_classes * nrow`` instead.
         nrow: Images per row (the recipe: 10).
-        every_n_epochs: Epochs between grids.
+        every_n_epochs: Epochs between grids (``None``: not by epochs).
+        every_n_steps: Also save ``generated_step_{step:07d}.png`` every this many steps.
         save_real: Save the first real batch.
-        overview: Build the overview image at the end.
+        overview: Build the overview image at the end (at most
+            ``MAX_OVERVIEW_FRAMES`` grids, evenly spaced, the last included).
         use_ema: Sample from the EMA generator: ``"auto"`` when an
             :class:`~ganlib.callbacks.EMA` callback is present.
         eval_mode: Sample with BatchNorm in eval mode (running statistics,
@@ -68,7 +72,8 @@ class SampleGrid(Callback):
         *,
         num_samples: int = 50,
         nrow: int = 10,
-        every_n_epochs: int = 1,
+        every_n_epochs: int | None = 1,
+        every_n_steps: int | None = None,
         save_real: bool = True,
         overview: bool = True,
         use_ema: bool | Literal["auto"] = "auto",
@@ -77,7 +82,12 @@ class SampleGrid(Callback):
         self.out_dir = Path(out_dir)
         self.num_samples = check_int("num_samples", num_samples, 1)
         self.nrow = check_int("nrow", nrow, 1)
-        self.every_n_epochs = check_int("every_n_epochs", every_n_epochs, 1)
+        self.every_n_epochs = (
+            None if every_n_epochs is None else check_int("every_n_epochs", every_n_epochs, 1)
+        )
+        self.every_n_steps = (
+            None if every_n_steps is None else check_int("every_n_steps", every_n_steps, 1)
+        )
         self.save_real = save_real
         self.overview = overview
         self.use_ema = use_ema
@@ -144,19 +154,30 @@ class SampleGrid(Callback):
     def grid_path(self, epoch: int) -> Path:
         return self.out_dir / f"generated_epoch_{epoch:03d}.png"
 
+    def step_path(self, step: int) -> Path:
+        return self.out_dir / f"generated_step_{step:07d}.png"
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        if self.every_n_steps and trainer.state.step % self.every_n_steps == 0:
+            save_grid(self.sample(trainer).cpu(), self.step_path(trainer.state.step), self.nrow)
+
     @override
     def on_epoch_end(self, trainer: Trainer) -> None:
-        if trainer.state.epoch % self.every_n_epochs == 0:
+        if self.every_n_epochs and trainer.state.epoch % self.every_n_epochs == 0:
             save_grid(self.sample(trainer).cpu(), self.grid_path(trainer.state.epoch), self.nrow)
 
     @override
     def on_fit_end(self, trainer: Trainer) -> None:
-        if trainer.state.batch_in_epoch > 0:  # stopped mid-epoch: show where it got to
-            path = self.out_dir / f"generated_step_{trainer.state.step:07d}.png"
+        path = self.step_path(trainer.state.step)
+        if trainer.state.batch_in_epoch > 0 and not path.exists():  # show where it got to
             save_grid(self.sample(trainer).cpu(), path, self.nrow)
         if not self.overview:
             return
         grids = sorted(self.out_dir.glob("generated_*.png"))
+        if len(grids) > MAX_OVERVIEW_FRAMES:  # evenly spaced, the last included
+            picks = torch.linspace(0, len(grids) - 1, MAX_OVERVIEW_FRAMES).round().long()
+            grids = [grids[int(i)] for i in picks.unique()]
         if grids:
             images = [_read_png(p) for p in grids]
             height = max(i.shape[1] for i in images)

@@ -1,67 +1,39 @@
-"""The ``ganlib`` command: ``ganlib sample CHECKPOINT --num 64 --out grid.png``."""
+"""``ganlib sample CHECKPOINT_OR_RUN --num 64 --out grid.png``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ._version import __version__
-from .checkpoint import CheckpointError, load_gan
-from .device import resolve_device
-from .sampling import recompute_batchnorm, sample_images, save_grid
-from .seeding import batchnorm_seed
-
-# ganlib sample draws at most this many images into one grid (a PNG of ~3,000 px a side at 28x28).
-MAX_GRID_IMAGES = 10_000
-# Images per generator call: large enough for train-mode BatchNorm statistics.
-SAMPLE_BATCH = 1_000
-
-
-def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in ``[minimum, maximum]``, with a message naming the rule."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-        if value < minimum:
-            rule = "a positive integer" if minimum == 1 else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum:,}, got {value:,}")
-        return value
-
-    return parse
+from ..checkpoint import load_gan
+from ..device import resolve_device
+from ..sampling import recompute_batchnorm, sample_images, save_grid
+from ..seeding import batchnorm_seed
+from .args import (
+    MAX_GRID_IMAGES,
+    SAMPLE_BATCH,
+    int_at_least,
+    non_negative_int,
+    png_path,
+    positive_int,
+)
 
 
-positive_int = int_at_least(1)
-non_negative_int = int_at_least(0)
-
-
-def png_path(text: str) -> Path:
-    """The grid file: a folder is refused, a name without a suffix gets ``.png``."""
-    path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file such as grid.png")
-    return path if path.suffix else path.with_suffix(".png")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganlib", description="ganlib's command-line tools.")
-    parser.add_argument("--version", action="version", version=f"ganlib {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``sample`` subcommand's arguments."""
     sample = commands.add_parser(
         "sample",
         help="save a grid of images from a trained checkpoint",
         description="Save a grid of images drawn from a checkpoint's generator.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    sample.add_argument("checkpoint", type=Path, help="a .ckpt written by ganlib's Trainer")
+    sample.add_argument(
+        "checkpoint",
+        type=Path,
+        help="a .ckpt written by ganlib's Trainer, or a run folder (its checkpoints/last.ckpt)",
+    )
     sample.add_argument(
         "--num", type=int_at_least(1, MAX_GRID_IMAGES), default=64, help="images in the grid"
     )
@@ -85,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "r mod num_classes",
     )
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    return parser
+    sample.set_defaults(run=sample_command)
 
 
 def requested_labels(
@@ -104,8 +76,11 @@ def requested_labels(
     return (torch.arange(num) // nrow) % num_classes
 
 
-def sample_command(args: argparse.Namespace) -> Path:
+def sample_command(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    run_checkpoint = args.checkpoint / "checkpoints" / "last.ckpt"
+    if args.checkpoint.is_dir() and run_checkpoint.is_file():  # a run folder
+        args.checkpoint = run_checkpoint
     gan = load_gan(args.checkpoint, ema=args.ema).to(device)
     generator = gan.generator
     labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)
@@ -125,22 +100,5 @@ def sample_command(args: argparse.Namespace) -> Path:
         )
     )
     save_grid(images.cpu(), args.out, nrow=args.nrow)
-    return args.out
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        out = sample_command(args)
-    except (CheckpointError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(f"wrote {args.num} images to {out}")
+    print(f"wrote {args.num} images to {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

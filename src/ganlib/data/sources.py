@@ -1,0 +1,151 @@
+"""The data of a run, named the way a command line names it: a folder of images, or
+``mnist`` / ``fashion-mnist``; with its image size, channels, classes and fingerprint."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .common import DataNotFoundError, to_unit_range
+from .folder import IMAGE_EXTENSIONS, load_image_folder
+from .mnist import load_mnist
+
+__all__ = ["FASHION_MNIST_DIRS", "RunData", "load_fashion_mnist", "load_run_data"]
+
+# Where Fashion-MNIST's idx files are looked for besides DATA_DIR/FashionMNIST/raw:
+# Debian's dataset-fashion-mnist package.
+FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass
+class RunData:
+    """Training images in [-1, 1] (and labels), with what describes them."""
+
+    images: Tensor
+    labels: Tensor | None
+    image_size: int
+    channels: int
+    num_classes: int | None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    def for_fit(self, conditional: bool) -> Tensor | tuple[Tensor, Tensor]:
+        """What ``Trainer.fit`` takes: images, or (images, labels) for a conditional run."""
+        if conditional:
+            if self.labels is None:
+                raise ValueError("this data has no classes: a conditional run needs labels")
+            return self.images, self.labels
+        return self.images
+
+
+def _read_idx(path: Path) -> Tensor:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:  # type: ignore[operator]
+        raw = handle.read()
+    dims = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return torch.frombuffer(bytearray(raw[4 + 4 * dims :]), dtype=torch.uint8).reshape(shape)
+
+
+def load_fashion_mnist(root: str | os.PathLike[str], split: str = "train") -> tuple[Tensor, Tensor]:
+    """Fashion-MNIST as images (N, 1, 28, 28) in [-1, 1] and labels (N,), from
+    ``root/FashionMNIST/raw`` (torchvision's layout) or Debian's
+    ``dataset-fashion-mnist`` package (plain or .gz idx files).
+
+    Raises:
+        DataNotFoundError: Naming the folders searched and how to get the files.
+    """
+    image_name, label_name = _FASHION_FILES[split]
+    folders = [Path(root) / "FashionMNIST" / "raw", *FASHION_MNIST_DIRS]
+    for folder in folders:
+        for suffix in ("", ".gz"):
+            images, labels = folder / (image_name + suffix), folder / (label_name + suffix)
+            if images.is_file() and labels.is_file():
+                pixels = _read_idx(images).unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28)
+                return to_unit_range(pixels), _read_idx(labels).long()
+    raise DataNotFoundError(
+        f"Fashion-MNIST {split} split not found in {', '.join(str(f) for f in folders)}: "
+        "install Debian's package (apt-get install dataset-fashion-mnist), or put "
+        f"{image_name} and {label_name} in {folders[0]}"
+    )
+
+
+def _folder_shape(files: list[Path]) -> tuple[int, int]:
+    """(image size, channels) of the first picture: its shorter side; 1 for grayscale."""
+    with Image.open(files[0]) as image:
+        gray = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+        return min(image.size), 1 if gray else 3
+
+
+def _folder_classes(root: Path, files: list[Path]) -> tuple[Tensor, list[str]] | None:
+    """Labels from the first folder level under ``root`` (torchvision's ImageFolder rule)."""
+    parts = [f.relative_to(root).parts for f in files]
+    if any(len(p) < 2 for p in parts):
+        return None  # some images sit at the top level: no classes
+    classes = sorted({p[0] for p in parts})
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index[p[0]] for p in parts]), classes
+
+
+def load_run_data(
+    data: str,
+    *,
+    data_dir: str | os.PathLike[str] = "./data",
+    split: str = "train",
+    download: bool = True,
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> RunData:
+    """Load ``data`` (a folder, ``mnist`` or ``fashion-mnist``) into memory.
+
+    Raises:
+        DataNotFoundError: A missing folder or data set, with where to put it.
+        ValueError: A named data set at another size or channel count.
+    """
+    if data in ("mnist", "fashion-mnist"):
+        if data == "mnist":
+            images, labels = load_mnist(data_dir, split, download=download)  # type: ignore[arg-type]
+        else:
+            images, labels = load_fashion_mnist(data_dir, split)
+        if image_size not in (None, 28) or channels not in (None, 1):
+            raise ValueError(
+                f"{data} is 28x28 grayscale: leave --image-size and --channels unset, "
+                f"got image_size={image_size}, channels={channels}"
+            )
+        fingerprint = {"source": data, "split": split, "images": len(images), "size": 28}
+        return RunData(images, labels, 28, 1, 10, fingerprint)
+    root = Path(data)
+    if not root.is_dir():
+        raise DataNotFoundError(
+            f"data {data!r} is neither a folder of images nor one of mnist, fashion-mnist"
+        )
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    if not files:
+        raise DataNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+    size, kind = _folder_shape(files)
+    image_size = image_size or size
+    channels = channels or kind
+    images = load_image_folder(root, image_size, channels)
+    found = _folder_classes(root, files)
+    classes = found[1] if found is not None else []
+    folder_labels = found[0] if found is not None else None
+    fingerprint = {
+        "source": str(root.resolve()),
+        "images": len(images),
+        "size": image_size,
+        "channels": channels,
+        "classes": len(classes),
+    }
+    return RunData(images, folder_labels, image_size, channels, len(classes) or None, fingerprint)

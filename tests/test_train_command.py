@@ -1,0 +1,148 @@
+"""`ganlib train`: a folder of the user's own pictures to a trained, resumed, sampled run."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO_ROOT
+from ganlib.checkpoint import load_checkpoint
+from ganlib.cli import main
+from ganlib.data.shapes import make_shapes
+from ganlib.runs import RunSettings, read_config
+
+TINY = ["--width", "4", "--latent-dim", "8", "--batch-size", "8", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    # RGB at an odd size, three classes as subfolders: like a user's own folder.
+    return make_shapes(tmp_path_factory.mktemp("shapes"), count=24, image_size=21)
+
+
+def ganlib(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ganlib", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+
+
+def rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_train_resume_and_sample_a_folder_as_a_user_does(shapes, tmp_path):
+    run = tmp_path / "runs" / "shapes"
+    first = ganlib("train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY)
+    assert first.returncode == 0, first.stderr
+    assert "training dcgan on 24 images (3x21x21)" in first.stdout
+    assert "starting at step 0 of 2" in first.stdout and "finished: 2 steps" in first.stdout
+    config = read_config(run / "config.toml")
+    assert (config["image_size"], config["channels"], config["max_steps"]) == (21, 3, 2)
+    assert {p.name for p in run.iterdir()} >= {
+        "config.toml",
+        "metrics.csv",
+        "loss_curve.png",
+        "real_samples.png",
+        "generated_step_0000002.png",
+        "overview.png",
+        "summary.json",
+        "checkpoints",
+    }
+    # The same command again would clobber the run: refused, in one line.
+    again = ganlib("train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "--resume" in again.stderr and "--overwrite" in again.stderr
+    # Continue it from the folder alone, further.
+    resumed = ganlib("train", "--resume", str(run), "--max-steps", "5")
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["state"]["step"] == 5
+    assert [int(r["step"]) for r in rows(run)] == [1, 2, 3, 4, 5]
+    assert read_config(run / "config.toml")["max_steps"] == 5
+    sampled = ganlib("sample", str(run), "--ema", "--num", "6", "--out", str(tmp_path / "g.png"))
+    assert sampled.returncode == 0, sampled.stderr
+    with Image.open(tmp_path / "g.png") as grid:
+        assert grid.size == (2 + 6 * 23, 2 + 1 * 23)  # 21-pixel images, 2-pixel padding
+
+
+def test_a_run_started_from_its_config_repeats_bitwise(shapes, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    grids = ["--grid-every", "1", "--checkpoint-every", "2"]
+    assert main(["train", str(shapes), "--out", str(a), "--max-steps", "2", *TINY, *grids]) == 0
+    assert main(["train", "--config", str(a / "config.toml"), "--out", str(b)]) == 0
+    first = load_checkpoint(a / "checkpoints" / "last.ckpt")
+    second = load_checkpoint(b / "checkpoints" / "last.ckpt")
+    for part in ("generator", "discriminator"):
+        for name, value in first[part].items():
+            assert torch.equal(value, second[part][name]), f"{part}.{name}"
+    assert (a / "generated_step_0000001.png").exists() and (
+        b / "generated_step_0000002.png"
+    ).exists()
+    assert rows(a) == rows(b)
+
+
+def test_a_conditional_run_learns_the_subfolders_as_classes(shapes, tmp_path):
+    run = tmp_path / "c"
+    args = ["train", str(shapes), "--out", str(run), "--conditional", "--max-steps", "2", *TINY]
+    assert main(args) == 0
+    payload = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert payload["gan_config"]["num_classes"] == 3
+    assert (
+        main(["sample", str(run), "--label", "2", "--num", "4", "--out", str(tmp_path / "t.png")])
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train"], "DATA is required"),
+        (["train", "no-such-folder"], "neither a folder of images nor one of mnist"),
+        (["train", "--resume", "."], "is not a run folder: no config.toml"),
+        (["train", "x", "--lr-g", "0"], "--lr-g must be > 0, got 0.0"),
+        (["train", "x", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+        (["train", "x", "--loss", "nope"], "argument --loss: invalid choice: 'nope'"),
+    ],
+)
+def test_train_errors_are_one_line(args, message, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_files_are_checked(tmp_path, capsys):
+    bad = tmp_path / "run.toml"
+    bad.write_text('[run]\ndata = "x"\nwdith = 8\n')
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "unknown settings ['wdith']" in capsys.readouterr().err
+    bad.write_text('[run]\ndata = "x"\nepochs = "ten"\n')
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "`epochs` must be int, got 'ten'" in capsys.readouterr().err
+    assert RunSettings.from_dict({"data": "x", "lr_g": 1}, "t").lr_g == 1.0
+
+
+def test_fashion_mnist_is_read_from_debians_package_or_named_missing(tmp_path):
+    from ganlib.data import DataNotFoundError
+    from ganlib.data.sources import FASHION_MNIST_DIRS, load_run_data
+
+    if not any((d / "train-images-idx3-ubyte.gz").exists() for d in FASHION_MNIST_DIRS):
+        with pytest.raises(DataNotFoundError, match=r"apt-get install dataset-fashion-mnist"):
+            load_run_data("fashion-mnist", data_dir=tmp_path)
+        return
+    data = load_run_data("fashion-mnist", data_dir=tmp_path, split="test")
+    assert tuple(data.images.shape) == (10_000, 1, 28, 28) and data.num_classes == 10
+    assert data.labels is not None and data.labels.bincount().tolist() == [1000] * 10
+    assert float(data.images.min()) == -1.0 and float(data.images.max()) == 1.0
