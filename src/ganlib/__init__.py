@@ -6,6 +6,7 @@ from .checkpoint import CheckpointError, load_gan
 from .gan import GAN, register_architecture
 from .init import dcgan_init_, init_weights_
 from .models import DCGAN
+from .seeding import seed_everything
 from .trainer import Trainer, TrainerState
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "init_weights_",
     "load_gan",
     "register_architecture",
+    "seed_everything",
 ]
