@@ -115,10 +115,11 @@ def _models(namespace: dict) -> dict[str, nn.Module]:
 # Every README/docs snippet that trains with `seed=` or scores with a seed must seed the
 # model's weights too, before building it.
 PAGES = ["README.md", *sorted(f"docs/{p.name}" for p in (REPO_ROOT / "docs").glob("*.md"))]
+SNIPPET = re.compile(r"```python\n(.*?)```", re.S)
 SEEDED = [
     (page, i, code)
     for page in PAGES
-    for i, code in enumerate(re.findall(r"```python\n(.*?)```", (REPO_ROOT / page).read_text(), re.S))
+    for i, code in enumerate(SNIPPET.findall((REPO_ROOT / page).read_text()))
     if "seed=" in code or "seed_everything" in code
 ]
 
