@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from conftest import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
 CONFIG = REPO_ROOT / "mkdocs.yml"
+RAW_ROLE = re.compile(r":(class|func|meth|mod|data|attr|exc|obj):(`|<code>)")
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +58,20 @@ def test_the_site_builds_strictly_from_another_directory(site):
     first_entry = (REPO_ROOT / "CHANGELOG.md").read_text().split("\n- ", 1)[1].split()[0]
     assert "Unreleased" in changelog and first_entry in changelog  # the snippet was found
     assert (site / "api" / "index.html").exists()
+
+
+def test_the_api_page_shows_no_raw_sphinx_roles(site):
+    pages = sorted((site / "api").rglob("*.html"))
+    assert pages
+    for page in pages:
+        html = page.read_text()
+        raw = sorted(
+            {
+                m.group(0) + html[m.end() : m.end() + 40].split("<")[0]
+                for m in RAW_ROLE.finditer(html)
+            }
+        )
+        assert not raw, (
+            f"{page.relative_to(site)} shows {len(raw)} raw Sphinx roles, e.g. {raw[:5]}: "
+            "run scripts/convert_sphinx_roles.py on the files they come from"
+        )

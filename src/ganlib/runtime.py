@@ -1,11 +1,12 @@
 """What ``fast``, ``precision``, ``compile`` and ``channels_last`` mean on this device,
 resolved once.
 
-:meth:`Runtime.resolve` turns the Trainer's engineering switches into one
-object, with the reason for every choice, which :meth:`Runtime.describe` prints
-at the start of ``fit``. The step reads it (autocast, grad scaler, memory
-format); process-global switches (``cudnn.benchmark``) are set by
-:meth:`Runtime.activate` when training starts, never in a constructor.
+[`Runtime.resolve`][ganlib.runtime.Runtime.resolve] turns the Trainer's engineering
+switches into one object, with the reason for every choice, which
+[`Runtime.describe`][ganlib.runtime.Runtime.describe] prints at the start of ``fit``.
+The step reads it (autocast, grad scaler, memory format); process-global switches
+(``cudnn.benchmark``) are set by [`Runtime.activate`][ganlib.runtime.Runtime.activate]
+when training starts, never in a constructor.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ class Runtime:
         fused_optimizers: The default Adam uses its fused kernel (CUDA).
         cudnn_benchmark: Set ``torch.backends.cudnn.benchmark`` when training starts.
         preload: Hold tensor data on the device and gather batches there.
-        reasons: Why each automatic choice went the way it did, for :meth:`describe`.
+        reasons: Why each automatic choice went the way it did, for
+            [`describe`][ganlib.runtime.Runtime.describe].
     """
 
     device: torch.device
