@@ -26,12 +26,15 @@ TO_UNIT_RANGE = transforms.Compose(
 
 def test_class_subfolders_give_the_same_items_as_torchvision(tmp_path):
     write_classes(tmp_path, {"dogs": 2, "cats": 3, "birds": 1})
+    (tmp_path / "cats" / "b").mkdir()  # nested folders, ordered as torchvision walks them
+    Image.new("RGB", (12, 12), (1, 2, 3)).save(tmp_path / "cats" / "b" / "0.png")
+    Image.new("RGB", (12, 12), (4, 5, 6)).save(tmp_path / "cats" / "b.png")
     ours = ImageFolder(tmp_path)
     theirs = datasets.ImageFolder(tmp_path, transform=TO_UNIT_RANGE)
     assert ours.classes == theirs.classes == ["birds", "cats", "dogs"]
     assert ours.class_to_idx == theirs.class_to_idx
     assert ours.samples == theirs.samples and ours.targets == theirs.targets
-    assert len(ours) == len(theirs) == 6
+    assert len(ours) == len(theirs) == 8
     for index in range(len(ours)):
         (image, label), (expected, expected_label) = ours[index], theirs[index]
         assert isinstance(label, int) and label == expected_label

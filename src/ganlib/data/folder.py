@@ -52,12 +52,14 @@ class ImageFolder(Dataset[Any]):
     Each image is converted to ``channels`` (1: grayscale, 3: RGB, 4: RGBA), its
     shorter side resized to ``image_size`` (antialiased), then centre-cropped to a
     square, then passed to ``transform`` (by default: a tensor in [-1, 1], the pixels
-    of torchvision's ``ToTensor()`` + ``Normalize(0.5, 0.5)``). Files are taken in
-    sorted path order, so indices are stable.
+    of torchvision's ``ToTensor()`` + ``Normalize(0.5, 0.5)``). Files are taken in a
+    fixed order (sorted paths; for a folder of classes, torchvision's order), so
+    indices are stable.
 
     As in torchvision's ``datasets.ImageFolder``, a folder whose images all lie in
     subfolders is a folder of classes: each subfolder of ``root`` is a class (sorted
-    names, indices from 0, the same as torchvision's), and items are
+    names, indices from 0, the same as torchvision's, and the same order of files),
+    and items are
     ``(image, class_index)`` pairs, which [`Trainer.fit`][ganlib.Trainer.fit] takes as
     labelled data (a conditional model trains on the labels; others ignore them). A
     folder with images directly in it gives the images alone, and empty ``classes``.
@@ -116,9 +118,16 @@ class ImageFolder(Dataset[Any]):
             self.classes = sorted(entry.name for entry in os.scandir(self.root) if entry.is_dir())
         self.class_to_idx = {name: index for index, name in enumerate(self.classes)}
         if self.classes:
-            self.targets = [
-                self.class_to_idx[p.relative_to(self.root).parts[0]] for p in self.files
-            ]
+            # torchvision's order: by class, then folder by folder, then by file name.
+            def key(path: Path) -> tuple[int, str, str]:
+                return (
+                    self.class_to_idx[path.relative_to(self.root).parts[0]],
+                    str(path.parent),
+                    path.name,
+                )
+
+            self.files.sort(key=key)
+            self.targets = [key(p)[0] for p in self.files]
             self.samples = [(str(p), t) for p, t in zip(self.files, self.targets, strict=True)]
             empty = sorted(set(self.classes) - {self.classes[t] for t in self.targets})
             if empty:
