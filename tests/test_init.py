@@ -92,3 +92,18 @@ def test_bad_scheme_and_module():
         init_weights_(nn.Linear(2, 2), "he")
     with pytest.raises(TypeError, match=r"`module` must be a torch.nn.Module, got Tensor"):
         init_weights_(torch.zeros(2))
+
+
+def test_an_unknown_scheme_is_named_as_the_caller_wrote_it():
+    with pytest.raises(ValueError, match=r"`scheme` must be one of \['dcgan', .*\], got 'bogus'"):
+        init_weights_(nn.Linear(2, 2), "bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`init` must be one of \['dcgan', .*\], got 'bogus'"):
+        init_weights_(nn.Linear(2, 2), "bogus", argument_name="init")  # type: ignore[arg-type]
+
+
+def test_dcgan_names_its_own_init_argument():
+    with pytest.raises(
+        ValueError,
+        match=r"`init` must be one of \['dcgan', 'xavier', 'kaiming', 'orthogonal'\], got 'bogus'",
+    ):
+        DCGAN(image_size=8, width=4, init="bogus")  # type: ignore[arg-type]

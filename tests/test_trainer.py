@@ -296,7 +296,8 @@ def test_auto_device_on_a_machine_without_cuda():
             r"`device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', "
             r"got 'tpu'",
         ),
-        ({"seed": -1}, ValueError, r"`seed` must be >= 0, got -1"),
+        ({"seed": -1}, ValueError, r"`seed` must be an integer with 0 <= seed < 2\*\*63, got -1"),
+        ({"seed": 2**64}, ValueError, r"`seed` must be an integer with 0 <= seed < 2\*\*63, got"),
         ({"g_optimizer": "adam"}, TypeError, r"`g_optimizer` must be a torch Optimizer"),
         (
             {"callbacks": [object()]},

@@ -7,6 +7,7 @@ from .gan import GAN, register_architecture
 from .init import dcgan_init_, init_weights_
 from .models import DCGAN
 from .runfolder import RunFolderError
+from .seeding import seed_everything
 from .signals import TrainingInterrupted
 from .trainer import Trainer, TrainerState
 
@@ -24,4 +25,5 @@ __all__ = [
     "init_weights_",
     "load_gan",
     "register_architecture",
+    "seed_everything",
 ]

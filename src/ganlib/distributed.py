@@ -1,6 +1,6 @@
 """Multi-process training through ``torch.distributed`` (launched with ``torchrun``).
 
-The Trainer calls :func:`setup` once. Under ``torchrun`` (``WORLD_SIZE`` > 1 in the
+The Trainer calls `setup` once. Under ``torchrun`` (``WORLD_SIZE`` > 1 in the
 environment), or with ``strategy="ddp"``, it joins the process group (NCCL on CUDA,
 gloo on the CPU) unless the caller already did, and each process trains on its own
 device (``cuda:LOCAL_RANK`` on a CUDA machine). Otherwise nothing happens and

@@ -1,17 +1,17 @@
 """The GAN-pair contract: what every generator/discriminator pair provides, written once.
 
-A :class:`GAN` holds the two networks and says how to feed the generator:
+A [`GAN`][ganlib.GAN] holds the two networks and says how to feed the generator:
 ``latent_dim``, ``num_classes`` (``None`` for an unconditional pair), the image
 shape, and the ``config`` and architecture name that rebuild it from a
 checkpoint. Latent and label sampling and the label checks live here, so every
 architecture, the Trainer, sampling, the metrics and the CLI draw inputs the
 same way.
 
-Architectures are registered by name (:func:`register_architecture`); a
-checkpoint records the name, and :func:`build_gan` rebuilds any registered
+Architectures are registered by name ([`register_architecture`][ganlib.register_architecture]); a
+checkpoint records the name, and [`build_gan`][ganlib.gan.build_gan] rebuilds any registered
 architecture from it. A plain ``(generator, discriminator, latent_dim)`` tuple,
 or any object with ``generator``, ``discriminator`` and ``sample_noise``, is
-adapted to the contract by :func:`as_gan`.
+adapted to the contract by [`as_gan`][ganlib.gan.as_gan].
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ class GAN(nn.Module):
         return z, self.sample_labels(n, z.device, generator)
 
     def check_labels(self, labels: Any, batch: int | None = None) -> Tensor | None:
-        """``labels`` checked against this pair (see :func:`check_labels`)."""
+        """``labels`` checked against this pair (see [`check_labels`][ganlib.gan.check_labels])."""
         return check_labels(labels, self.num_classes, batch)
 
     def extra_repr(self) -> str:
@@ -183,7 +183,7 @@ class GAN(nn.Module):
 
 
 class _AdaptedPair(GAN):
-    """A tuple pair or a duck-typed object seen through the :class:`GAN` contract."""
+    """A tuple pair or a duck-typed object seen through the [`GAN`][ganlib.GAN] contract."""
 
     def __init__(
         self,
@@ -221,10 +221,10 @@ class _AdaptedPair(GAN):
 
 
 def as_gan(gan: Any) -> GAN:
-    """``gan`` seen through the :class:`GAN` contract.
+    """``gan`` seen through the [`GAN`][ganlib.GAN] contract.
 
     Args:
-        gan: A :class:`GAN` (returned as it is); an object with ``.generator``,
+        gan: A [`GAN`][ganlib.GAN] (returned as it is); an object with ``.generator``,
             ``.discriminator`` and ``.sample_noise(n, device, generator)`` (and
             optionally ``num_classes`` and ``config``); or a tuple ``(generator,
             discriminator, latent_dim or sampler)``.
@@ -270,13 +270,13 @@ _ARCHITECTURES: dict[str, Callable[..., GAN]] = {}
 def register_architecture(name: str, builder: Callable[..., GAN]) -> Callable[..., GAN]:
     """Make ``builder(**config)`` rebuildable by ``name`` from checkpoints.
 
-    Checkpoints record ``gan.arch`` and ``gan.config``; :func:`build_gan`,
-    :func:`ganlib.checkpoint.load_gan` and ``ganlib sample`` call the builder
+    Checkpoints record ``gan.arch`` and ``gan.config``; [`build_gan`][ganlib.gan.build_gan],
+    [`ganlib.checkpoint.load_gan`][ganlib.load_gan] and ``ganlib sample`` call the builder
     registered under that name. A class builder gets ``arch = name`` set.
 
     Args:
         name: The architecture's name, e.g. ``"dcgan"``.
-        builder: A :class:`GAN` subclass or a function returning one.
+        builder: A [`GAN`][ganlib.GAN] subclass or a function returning one.
 
     Returns:
         ``builder``, so this works as a decorator's body too.

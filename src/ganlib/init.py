@@ -56,7 +56,11 @@ def _init_filter(
 
 @torch.no_grad()
 def init_weights_(
-    module: nn.Module, scheme: InitScheme = "dcgan", *, generator: torch.Generator | None = None
+    module: nn.Module,
+    scheme: InitScheme = "dcgan",
+    *,
+    generator: torch.Generator | None = None,
+    argument_name: str = "scheme",
 ) -> nn.Module:
     """Initialise every convolution, linear and normalisation layer of ``module`` in place.
 
@@ -74,18 +78,25 @@ def init_weights_(
         scheme: One of the schemes above.
         generator: Random source for reproducible initialisation; the global
             torch generator when ``None``.
+        argument_name: The name an unknown ``scheme`` is reported under: a builder
+            that takes the scheme as its own argument passes that argument's name
+            (``DCGAN(init=...)`` passes ``"init"``), so the message names what its
+            caller wrote.
 
     Returns:
         ``module`` itself, so the call can be chained.
 
     Raises:
-        ValueError: If ``scheme`` is not one of the names above.
+        ValueError: If ``scheme`` is not one of the names above (named as
+            ``argument_name`` says).
         TypeError: If ``module`` is not an ``nn.Module``.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"`module` must be a torch.nn.Module, got {type(module).__name__}")
     if scheme not in get_args(InitScheme):
-        raise ValueError(f"`scheme` must be one of {list(get_args(InitScheme))}, got {scheme!r}")
+        raise ValueError(
+            f"`{argument_name}` must be one of {list(get_args(InitScheme))}, got {scheme!r}"
+        )
     for layer in module.modules():
         if isinstance(layer, _WEIGHT_LAYERS):
             _init_filter(layer.weight, scheme, generator)

@@ -1,11 +1,12 @@
 """What ``fast``, ``precision``, ``compile`` and ``channels_last`` mean on this device,
 resolved once.
 
-:meth:`Runtime.resolve` turns the Trainer's engineering switches into one
-object, with the reason for every choice, which :meth:`Runtime.describe` prints
-at the start of ``fit``. The step reads it (autocast, grad scaler, memory
-format); process-global switches (``cudnn.benchmark``) are set by
-:meth:`Runtime.activate` when training starts, never in a constructor.
+[`Runtime.resolve`][ganlib.runtime.Runtime.resolve] turns the Trainer's engineering
+switches into one object, with the reason for every choice, which
+[`Runtime.describe`][ganlib.runtime.Runtime.describe] prints at the start of ``fit``.
+The step reads it (autocast, grad scaler, memory format); process-global switches
+(``cudnn.benchmark``) are set by [`Runtime.activate`][ganlib.runtime.Runtime.activate]
+when training starts, never in a constructor.
 """
 
 from __future__ import annotations
@@ -19,12 +20,57 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from ._validation import check_choice
+__all__ = [
+    "CompiledOrEager",
+    "Precision",
+    "PrecisionName",
+    "Runtime",
+    "canonical_precision",
+    "native_bf16",
+]
 
-__all__ = ["CompiledOrEager", "Precision", "Runtime", "native_bf16"]
-
+# The canonical names: what `Runtime.precision` and `Trainer.precision` hold.
 Precision = Literal["32", "bf16", "16"]
+# Everything `precision=` accepts: the canonical names and Lightning 2's spellings.
+PrecisionName = Literal["32", "32-true", 32, "bf16", "bf16-mixed", "16", "16-mixed", 16]
+_ALIASES: dict[str | int, Precision] = {
+    "32": "32",
+    "32-true": "32",
+    32: "32",
+    "bf16": "bf16",
+    "bf16-mixed": "bf16",
+    "16": "16",
+    "16-mixed": "16",
+    16: "16",
+}
 _AUTOCAST_DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+def canonical_precision(precision: Any) -> Precision:
+    """The canonical name (``"32"``, ``"bf16"`` or ``"16"``) of a precision name.
+
+    Lightning 2's names are accepted as aliases: ``"32-true"`` and ``32`` mean
+    ``"32"``, ``"bf16-mixed"`` means ``"bf16"``, ``"16-mixed"`` and ``16`` mean
+    ``"16"`` (both autocast; ganlib keeps the weights in fp32).
+
+    Raises:
+        ValueError: For any other value, listing the accepted ones.
+    """
+    # (32.0 == 32 and True == 1 would otherwise find a key: only str and int are names.)
+    if isinstance(precision, (str, int)) and not isinstance(precision, bool):
+        canonical = _ALIASES.get(precision)
+        if canonical is not None:
+            return canonical
+    aliases = [repr(name) for name, short in _ALIASES.items() if name != short]
+    hint = (
+        " (ganlib keeps fp32 weights and autocasts: use a '-mixed' name)"
+        if isinstance(precision, str) and precision.endswith("-true")
+        else ""
+    )
+    raise ValueError(
+        f"`precision` must be one of {list(get_args(Precision))}, got {precision!r}; "
+        f"Lightning's names {', '.join(aliases[:-1])} and {aliases[-1]} are accepted too{hint}"
+    )
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -80,7 +126,8 @@ class Runtime:
         fused_optimizers: The default Adam uses its fused kernel (CUDA).
         cudnn_benchmark: Set ``torch.backends.cudnn.benchmark`` when training starts.
         preload: Hold tensor data on the device and gather batches there.
-        reasons: Why each automatic choice went the way it did, for :meth:`describe`.
+        reasons: Why each automatic choice went the way it did, for
+            [`describe`][ganlib.runtime.Runtime.describe].
     """
 
     device: torch.device
@@ -98,7 +145,7 @@ class Runtime:
         device: torch.device,
         *,
         fast: bool = False,
-        precision: str | None = None,
+        precision: PrecisionName | None = None,
         compile: bool | None = None,
         channels_last: bool | None = None,
     ) -> Runtime:
@@ -108,7 +155,9 @@ class Runtime:
             device: The training device.
             fast: The fast path: preload, channels_last, bf16 where native, compile
                 on CUDA or in bf16, fused Adam and cudnn.benchmark on CUDA.
-            precision: ``"32"``, ``"bf16"``, ``"16"``, or ``None`` to decide.
+            precision: ``"32"``, ``"bf16"``, ``"16"`` or one of Lightning 2's names for
+                them (``"32-true"``, ``32``, ``"bf16-mixed"``, ``"16-mixed"``, ``16``;
+                the runtime holds the short name), or ``None`` to decide.
             compile: Compile the networks' forwards, or ``None`` to decide.
             channels_last: channels_last memory format, or ``None``: follows ``fast``.
 
@@ -125,7 +174,7 @@ class Runtime:
                     if native
                     else f"fp32: bf16 is not native on this {device.type}"
                 )
-        checked: Precision = check_choice("precision", precision, get_args(Precision))  # type: ignore[assignment]
+        checked = canonical_precision(precision)
         if compile is None:
             # On a CPU in fp32, compiling measured no faster than channels_last alone
             # (0.98x; docs/performance.md): the fast path compiles on CUDA and in bf16.

@@ -199,11 +199,12 @@ def recompute_batchnorm(
     inputs drawn by ``gan.generator_inputs`` from ``seed``, and return it.
 
     The one routine behind the EMA callback and ``ganlib sample --ema --eval-mode``
-    (seed: :func:`ganlib.seeding.batchnorm_seed` of the run's or the command's seed).
+    (seed: [`batchnorm_seed`][ganlib.seeding.batchnorm_seed] of the run's or the
+    command's seed).
 
     Args:
         generator: The network to measure (an averaged copy, typically).
-        gan: Provides ``generator_inputs(n, device, generator)`` (a :class:`ganlib.GAN`).
+        gan: Provides ``generator_inputs(n, device, generator)`` (a [`ganlib.GAN`][ganlib.GAN]).
         seed: Seed of the inputs; nothing else's random state is touched.
         num_batches: Batches to average over.
         batch_size: Images per batch.

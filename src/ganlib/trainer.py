@@ -20,7 +20,7 @@ from typing import Any, get_args
 import torch
 from torch import Tensor, nn
 
-from . import checkpoint, distributed, optim, runfolder
+from . import checkpoint, distributed, optim, runfolder, seeding
 from ._validation import check_int
 from ._version import __version__
 from .batching import BatchSource
@@ -30,9 +30,8 @@ from .data.checks import check_data
 from .device import resolve_device
 from .gan import GAN, as_gan
 from .losses import AdversarialLoss, LossName, get_loss
-from .runtime import CompiledOrEager, Precision, Runtime  # noqa: F401  (CompiledOrEager: compat)
+from .runtime import CompiledOrEager, Precision, PrecisionName, Runtime  # noqa: F401  (compat)
 from .runtime import native_bf16 as _native_bf16  # noqa: F401  (importable from here, as before)
-from .seeding import capture_rng_state, fresh_seed, restore_rng_state, resume_seed, step_seed
 from .signals import GracefulStop
 from .step import AdversarialStep, StepNetworks
 
@@ -122,7 +121,7 @@ class Trainer:
         d_optimizer: optim.OptimizerArg = None,
         d_steps: int = 1,
         device: str | torch.device = "auto",
-        precision: Precision | None = None,
+        precision: PrecisionName | None = None,
         fast: bool = False,
         compile: bool | None = None,
         channels_last: bool | None = None,
@@ -164,7 +163,7 @@ class Trainer:
         self.max_steps = None if max_steps is None else check_int("max_steps", max_steps, 1)
         if self.max_epochs is None and self.max_steps is None:
             self.max_epochs = DEFAULT_MAX_EPOCHS
-        self.seed = fresh_seed() if seed is None else check_int("seed", seed, 0)
+        self.seed = seeding.fresh_seed() if seed is None else seeding.check_seed(seed)
         networks = (self.generator, self.discriminator)
         distributed.prepare_networks(self.world, self.device, networks, sync_batchnorm)
         for network in networks:
@@ -316,7 +315,9 @@ class Trainer:
             self._in_step = True
             self.callbacks.call("on_batch_start", self, images)
             if self.world.distributed:  # latents differ per rank, and resume exactly
-                self.noise_rng.manual_seed(step_seed(self.seed, self.world.rank, state.step))
+                self.noise_rng.manual_seed(
+                    seeding.step_seed(self.seed, self.world.rank, state.step)
+                )
             metrics = self.train_step(images, labels if self.num_classes is not None else None)
             state.step += 1
             state.batch_in_epoch += 1
@@ -383,7 +384,7 @@ class Trainer:
             "seed": self.seed,
             "world_size": self.world.world_size,
             "noise_rng": {"device": self.device.type, "state": self.noise_rng.get_state()},
-            "rng": capture_rng_state(),
+            "rng": seeding.capture_rng_state(),
             "callbacks": self.callbacks.state_dict(),
         }
 
@@ -439,6 +440,6 @@ class Trainer:
         if noise["device"] == self.device.type:
             self.noise_rng.set_state(noise["state"])
         else:  # a different device family has another generator; continue deterministically
-            self.noise_rng.manual_seed(resume_seed(self.seed, self.state.step))
-        restore_rng_state(payload["rng"])
+            self.noise_rng.manual_seed(seeding.resume_seed(self.seed, self.state.step))
+        seeding.restore_rng_state(payload["rng"])
         self.callbacks.load_state_dict(payload["callbacks"])

@@ -66,7 +66,7 @@ def load_mnist(
 
     Holding the whole split as one tensor skips the per-image PIL conversion a
     Dataset with transforms does on every step; the pixels are identical. See
-    :func:`mnist_dataset` for the arguments and errors.
+    [`mnist_dataset`][ganlib.data.mnist_dataset] for the arguments and errors.
     """
     dataset = mnist_dataset(root, split, download=download)
     images = to_unit_range(dataset.data.unsqueeze(1))  # (N, 28, 28) -> (N, 1, 28, 28)

@@ -47,7 +47,7 @@ def hash_prefix(filename: str) -> str:
 
 
 def fetch(url: str, what: str, *, download: bool = True) -> Path:
-    """The cached copy of ``url``, downloaded first if it is not in :func:`cache_dir` yet.
+    """The cached copy of ``url``, downloaded first if it is not in `cache_dir` yet.
 
     The file is written under a temporary name, its SHA-256 checked against the
     prefix in its name, then renamed into place, so the cache never holds a

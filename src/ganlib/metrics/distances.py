@@ -60,8 +60,8 @@ def frechet_distance(a: Tensor | FeatureStats, b: Tensor | FeatureStats) -> floa
     so it stays real and accurate where ``sqrtm`` of the product can go complex.
 
     Args:
-        a: (N, D) features or their :class:`FeatureStats`.
-        b: (M, D) features or their :class:`FeatureStats`.
+        a: (N, D) features or their [`FeatureStats`][ganlib.metrics.FeatureStats].
+        b: (M, D) features or their [`FeatureStats`][ganlib.metrics.FeatureStats].
     """
     stats_a, stats_b = _stats("a", a), _stats("b", b)
     if stats_a.mean.shape != stats_b.mean.shape:

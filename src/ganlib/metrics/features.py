@@ -1,5 +1,5 @@
 """Feed images to a feature extractor in batches, from a tensor or straight from a generator
-(:func:`ganlib.sampling.sample_images`)."""
+([`ganlib.sampling.sample_images`][ganlib.sampling.sample_images])."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def embed(
         extractor: Maps an image batch to (B, D) features (or to anything
             that flattens to that), e.g. ``classifier.embed``.
         images: One (N, C, H, W) tensor, split into ``batch_size`` chunks, or
-            an iterable of batches (such as :func:`sample_images`).
+            an iterable of batches (such as `sample_images`).
         batch_size: Chunk size when ``images`` is a tensor.
         device: Where to run the extractor; the device of its first
             parameter (or the CPU) when ``None``.

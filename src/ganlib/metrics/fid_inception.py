@@ -181,7 +181,7 @@ class FIDInceptionV3(nn.Module):
 
     A bare network, randomly initialised: load the reference weights with
     ``load_state_dict`` (module names match pytorch-fid's file), or use
-    :class:`~ganlib.metrics.InceptionFeatures` with ``variant="fid"``, which
+    [`InceptionFeatures`][ganlib.metrics.InceptionFeatures] with ``variant="fid"``, which
     resizes any image and finds the weights. ``fc`` (1008 ImageNet classes, as
     in TensorFlow's graph) is kept so the file loads strictly; features skip it.
     """

@@ -31,8 +31,9 @@ class InceptionFeatures(nn.Module):
     Images of any size with 1 or 3 channels are resized to 299x299 (bilinear,
     ``align_corners=False``, as pytorch-fid does; one channel is repeated to
     three) and enter the network in [-1, 1]. Pass the module to
-    :func:`~ganlib.metrics.embed` and the features to
-    :func:`~ganlib.metrics.frechet_distance` / :func:`~ganlib.metrics.kernel_distance`.
+    [`embed`][ganlib.metrics.embed] and the features to
+    [`frechet_distance`][ganlib.metrics.frechet_distance] /
+    [`kernel_distance`][ganlib.metrics.kernel_distance].
 
     Two networks:
 

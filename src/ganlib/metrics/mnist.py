@@ -28,7 +28,7 @@ class MNISTScores:
     Attributes:
         fd: Fréchet distance to the reference set (the test split) in the
             classifier's 128-d feature space; read it against the real-data
-            floor (:meth:`MNISTEvaluator.floor`).
+            floor ([`MNISTEvaluator.floor`][ganlib.metrics.MNISTEvaluator.floor]).
         classes_covered: Digits that get at least a quarter of a uniform share
             (2.5%) of the predictions, of 10.
         kl_to_uniform: KL(predicted class histogram || uniform), in nats; 0
@@ -179,8 +179,9 @@ class MNISTEvaluator:
         conditional: bool = False,
     ) -> MNISTScores:
         """Scores of ``num_samples`` images drawn from ``generator`` (see
-        :func:`ganlib.sampling.sample_images`), its latents from ``noise``: a latent
-        size, a GAN (its ``sample_noise``) or a function ``(n, torch_generator) -> latents``.
+        [`sample_images`][ganlib.sampling.sample_images]), its latents from ``noise``: a
+        latent size, a GAN (its ``sample_noise``) or a function
+        ``(n, torch_generator) -> latents``.
 
         With ``conditional``, the generator takes labels: image ``i`` is drawn for
         digit ``i % 10`` (every digit equally often) and the scores include the

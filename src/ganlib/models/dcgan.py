@@ -298,6 +298,6 @@ class DCGAN(GAN):
         )
         self.discriminator = Discriminator(steps, widths, channels, bias, num_classes)
         if init is not None:  # (schemes leave embeddings alone)
-            init_weights_(self, init, generator=init_generator)
+            init_weights_(self, init, generator=init_generator, argument_name="init")
         if num_classes is not None and init_generator is not None:
             nn.init.normal_(self.generator.label_embedding.weight, generator=init_generator)
