@@ -14,7 +14,7 @@ from PIL import Image
 from torch import Tensor
 
 from .common import DataNotFoundError, to_unit_range
-from .folder import IMAGE_EXTENSIONS, load_image_folder
+from .folder import ImageFolder, load_image_folder
 from .mnist import load_mnist
 
 __all__ = ["FASHION_MNIST_DIRS", "RunData", "load_fashion_mnist", "load_run_data"]
@@ -87,16 +87,6 @@ def _folder_shape(files: list[Path]) -> tuple[int, int]:
         return min(image.size), 1 if gray else 3
 
 
-def _folder_classes(root: Path, files: list[Path]) -> tuple[Tensor, list[str]] | None:
-    """Labels from the first folder level under ``root`` (torchvision's ImageFolder rule)."""
-    parts = [f.relative_to(root).parts for f in files]
-    if any(len(p) < 2 for p in parts):
-        return None  # some images sit at the top level: no classes
-    classes = sorted({p[0] for p in parts})
-    index = {name: i for i, name in enumerate(classes)}
-    return torch.tensor([index[p[0]] for p in parts]), classes
-
-
 def load_run_data(
     data: str,
     *,
@@ -129,18 +119,13 @@ def load_run_data(
         raise DataNotFoundError(
             f"data {data!r} is neither a folder of images nor one of mnist, fashion-mnist"
         )
-    files = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-    if not files:
-        raise DataNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
-    size, kind = _folder_shape(files)
+    listing = ImageFolder(root)  # the files, and the classes of a folder of subfolders
+    size, kind = _folder_shape(listing.files)
     image_size = image_size or size
     channels = channels or kind
     images = load_image_folder(root, image_size, channels)
-    found = _folder_classes(root, files)
-    classes = found[1] if found is not None else []
-    folder_labels = found[0] if found is not None else None
+    classes = listing.classes
+    folder_labels = torch.tensor(listing.targets) if classes else None
     fingerprint = {
         "source": str(root.resolve()),
         "images": len(images),
