@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--resume", default=None)
     parser.add_argument("--slow", type=float, default=0.0)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -50,7 +51,9 @@ def main() -> None:
     )
     images = torch.rand(28, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 2 - 1
     labels = torch.arange(28) % 10
-    loader = DataLoader(TensorDataset(images, labels), batch_size=8, shuffle=True)
+    loader = DataLoader(
+        TensorDataset(images, labels), batch_size=8, shuffle=True, num_workers=args.workers
+    )
     trainer = Trainer(
         gan,
         max_steps=args.steps,

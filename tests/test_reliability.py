@@ -190,6 +190,42 @@ def test_sigterm_finishes_the_step_saves_and_exits(tmp_path):
     assert 3 <= step < 1000
 
 
+def test_a_terminal_ctrl_c_prints_one_notice_with_dataloader_workers(tmp_path):
+    # A terminal's Ctrl-C reaches the whole process group: workers included.
+    command = [sys.executable, str(WORKER), str(tmp_path), "--steps", "1000", "--slow", "0.1"]
+    process = subprocess.Popen(
+        [*command, "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.strip() == "step 3":
+                break
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert stderr.count("Ctrl-C: finishing the current step") == 1, stderr
+    assert "TrainingInterrupted: training interrupted by Ctrl-C" in stderr
+
+
+def test_giving_a_step_interval_replaces_the_epoch_default(tmp_path):
+    assert ModelCheckpoint(tmp_path, every_n_steps=5).every_n_epochs is None
+    assert ModelCheckpoint(tmp_path).every_n_epochs == 1
+    both = ModelCheckpoint(tmp_path, every_n_steps=5, every_n_epochs=2)
+    assert (both.every_n_steps, both.every_n_epochs) == (5, 2)
+    ckpt = ModelCheckpoint(tmp_path / "c", every_n_steps=3, keep_last=None)
+    trainer([ckpt], max_steps=4).fit(images(), batch_size=8)  # 2 steps an epoch
+    assert sorted(p.name for p in (tmp_path / "c").glob("step-*")) == [
+        "step-0000003.ckpt",
+        "step-0000004.ckpt",  # the final save, not the epoch ends 2 and 4
+    ]
+
+
 # ------------------------------------------------------------------ saving
 
 
