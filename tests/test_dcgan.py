@@ -234,7 +234,7 @@ def test_init_generator_makes_construction_reproducible():
         ({"width": -1}, ValueError, r"`width` must be >= 1, got -1"),
         ({"width": None}, TypeError, r"`width` must be an integer, got None"),
         ({"max_width": 0}, ValueError, r"`max_width` must be >= 1, got 0"),
-        ({"init": "uniform"}, ValueError, r"`scheme` must be one of .*, got 'uniform'"),
+        ({"init": "uniform"}, ValueError, r"`init` must be one of .*, got 'uniform'"),
     ],
 )
 def test_bad_arguments_name_the_argument_rule_and_value(kwargs, error, message):
