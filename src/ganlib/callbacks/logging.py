@@ -6,13 +6,13 @@ import csv
 import io
 import json
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import override
 
+from .._logging import logger
 from .base import Callback, FileWriter
 
 if TYPE_CHECKING:
@@ -117,10 +117,9 @@ class TensorBoardLogger(Callback):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            print(
+            logger.warning(
                 "TensorBoardLogger: tensorboard is not installed (pip install tensorboard); "
-                "not logging to TensorBoard",
-                file=sys.stderr,
+                "not logging to TensorBoard"
             )
             return
         self._writer = SummaryWriter(str(self.log_dir), purge_step=trainer.state.step + 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from typing_extensions import override
 
+from .._logging import logger
 from ..step import METRIC_NAMES
 from .base import FileWriter
 
@@ -60,10 +60,9 @@ class LossCurve(FileWriter):
             import matplotlib.pyplot as plt
         except ImportError:
             if not self._warned:
-                print(
+                logger.warning(
                     f"LossCurve: matplotlib is not installed (pip install 'ganlib[plots]'); "
-                    f"{self.path} not drawn",
-                    file=sys.stderr,
+                    f"{self.path} not drawn"
                 )
                 self._warned = True
             return False
