@@ -175,6 +175,19 @@ def test_loss_curve_draws_a_png(tmp_path):
     assert height > 100 and width > 100
 
 
+def test_loss_curve_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a backend a user chose (an inline or windowed one, say)
+    try:
+        tiny_trainer([LossCurve(tmp_path / "loss.png")], max_epochs=1).fit(data(), batch_size=8)
+        after = matplotlib.get_backend()
+    finally:
+        matplotlib.use(before)
+    assert after == "svg", f"LossCurve switched the matplotlib backend from 'svg' to {after!r}"
+    assert read_image(str(tmp_path / "loss.png"))[1] > 100, "no loss curve drawn"
+
+
 def _hide(monkeypatch, module: str) -> None:
     real_import = builtins.__import__
 

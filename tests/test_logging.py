@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
-import sys
 
 import pytest
 
@@ -25,7 +25,14 @@ def restore_logger():
 
 def notice_from_a_callback(tmp_path, monkeypatch) -> None:
     """A real library notice: LossCurve without matplotlib."""
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.partition(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     curve = LossCurve(tmp_path / "curve.png")
     curve.history = {"step": [1.0], "loss_d": [0.5]}
     assert curve.draw() is False

@@ -27,7 +27,9 @@ class LossCurve(FileWriter):
     """Plots losses and D's scores against steps into a PNG after every epoch and at the end.
 
     Needs matplotlib (``pip install ganlib[plots]``); without it, prints one
-    notice and keeps collecting, so nothing is lost if it is installed later.
+    notice and keeps collecting, so nothing is lost if it is installed later. It draws
+    on a figure of its own, never through pyplot: the matplotlib backend a user chose
+    (an interactive window, a notebook's inline one) stays as it was.
 
     Args:
         path: The image file.
@@ -54,10 +56,9 @@ class LossCurve(FileWriter):
     def draw(self) -> bool:
         """Write the image; False (with a notice) when matplotlib is missing."""
         try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+            # A Figure with its own Agg canvas: no pyplot, so the user's backend stays as it is.
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
         except ImportError:
             if not self._warned:
                 logger.warning(
@@ -70,7 +71,9 @@ class LossCurve(FileWriter):
         # Metrics a loss reports (a penalty's size, say) get a third panel.
         extra = tuple(k for k in self.history if k != "step" and k not in METRIC_NAMES)
         panels = (*_PANELS, extra) if extra else _PANELS
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8))
+        fig = Figure(figsize=(5.5 * len(panels), 3.8))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(panels))
         for axis, keys, title in zip(axes, panels, _TITLES, strict=False):
             for key in keys:
                 if key in self.history:
@@ -82,7 +85,6 @@ class LossCurve(FileWriter):
         fig.tight_layout()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(self.path, dpi=100)
-        plt.close(fig)
         return True
 
     @override
