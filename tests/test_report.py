@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ganlib import DCGAN, RunFolderError, Trainer
 from ganlib.callbacks import Callback, ModelCheckpoint, RunReport, SampleGrid
-from ganlib.callbacks.report import MetricHistory
+from ganlib.callbacks.history import MetricHistory
 from ganlib.losses import BCELoss, ReportsMetrics
 
 SETTINGS = {"lr": 0.0002, "loss": "bce", "note": "<b>not a tag</b>"}
