@@ -214,6 +214,46 @@ def test_tensorboard_logger_without_tensorboard_gives_a_notice(tmp_path, monkeyp
     assert "tensorboard is not installed" in capsys.readouterr().err
 
 
+def test_tensorboard_logger_writes_scalars_grids_and_settings(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    settings = {"lr": 2e-4, "loss": "bce", "betas": (0.5, 0.999)}
+    grids = SampleGrid(tmp_path / "grids", num_samples=4, nrow=2)
+    tiny_trainer([grids, TensorBoardLogger(tmp_path / "tb", hparams=settings)]).fit(
+        data(), batch_size=8
+    )
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss_d")] == [1, 2, 3, 4]
+    # The newest grid at each epoch's end, once each (not again at the end of training).
+    images = events.Images("samples")
+    assert [i.step for i in images] == [2, 4], "not one grid per epoch"
+    with (
+        Image.open(io.BytesIO(images[-1].encoded_image_string)) as logged,
+        Image.open(tmp_path / "grids" / "generated_epoch_002.png") as written,
+    ):
+        assert logged.size == written.size
+        assert logged.convert("RGB").tobytes() == written.convert("RGB").tobytes()
+    # The settings: a table in the Text tab, values in the HParams tab.
+    (text,) = events.Tensors("hparams/text_summary")
+    table = text.tensor_proto.string_val[0].decode()
+    assert "| lr | 0.0002 |" in table and "| betas | (0.5, 0.999) |" in table, table
+    content = events.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(content)
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    assert start.session_start_info.hparams["lr"].number_value == pytest.approx(2e-4)
+    assert start.session_start_info.hparams["betas"].string_value == "(0.5, 0.999)"
+
+
+def test_tensorboard_logger_rejects_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="`hparams` must be a mapping, got list"):
+        TensorBoardLogger(tmp_path, hparams=[("lr", 1)])
+    with pytest.raises(ValueError, match="`every_n_steps` must be >= 1, got 0"):
+        TensorBoardLogger(tmp_path, every_n_steps=0)
+
+
 def test_progress_lines_in_the_recipe_format():
     stream = io.StringIO()
     tiny_trainer([ProgressBar(every_n_steps=2, use_tqdm=False, stream=stream)]).fit(
