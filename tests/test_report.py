@@ -287,6 +287,18 @@ def test_an_exception_is_named_with_the_step(tmp_path):
     assert status.text == "stopped by RuntimeError at step 3 of 6 (1 of 3 epochs done): boom"
 
 
+def test_an_exception_without_a_message_is_named_by_its_type(tmp_path):
+    class Blank(Callback):
+        def on_batch_end(self, trainer, metrics):
+            raise ValueError("  ")
+
+    report = RunReport(tmp_path)
+    with pytest.raises(ValueError):
+        tiny_trainer([report, Blank()]).fit(data(), batch_size=8)
+    (status,) = Tree(report.path.read_text()).find("span", id="status")
+    assert status.text == "stopped by ValueError at step 1 of 6 (0 of 3 epochs done)"
+
+
 def test_a_running_report_reloads_itself_and_says_where_it_is(tmp_path):
     class Look(Callback):
         def on_batch_end(self, trainer, metrics):

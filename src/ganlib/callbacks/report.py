@@ -213,7 +213,8 @@ class RunReport(FileWriter):
         epochs = f"{state.epoch}" + (f" of {trainer.max_epochs}" if trainer.max_epochs else "")
         where += f" ({epochs} epochs done)"
         if exception is not None:
-            reason = str(exception).strip().splitlines()[0][:200] if str(exception) else ""
+            lines = str(exception).strip().splitlines()
+            reason = lines[0][:200] if lines else ""
             return f"stopped by {type(exception).__name__} at {where}" + (
                 f": {reason}" if reason else ""
             )
