@@ -175,6 +175,19 @@ def test_loss_curve_draws_a_png(tmp_path):
     assert height > 100 and width > 100
 
 
+def test_loss_curve_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a backend a user chose (an inline or windowed one, say)
+    try:
+        tiny_trainer([LossCurve(tmp_path / "loss.png")], max_epochs=1).fit(data(), batch_size=8)
+        after = matplotlib.get_backend()
+    finally:
+        matplotlib.use(before)
+    assert after == "svg", f"LossCurve switched the matplotlib backend from 'svg' to {after!r}"
+    assert read_image(str(tmp_path / "loss.png"))[1] > 100, "no loss curve drawn"
+
+
 def _hide(monkeypatch, module: str) -> None:
     real_import = builtins.__import__
 
@@ -199,6 +212,46 @@ def test_tensorboard_logger_without_tensorboard_gives_a_notice(tmp_path, monkeyp
     _hide(monkeypatch, "torch.utils.tensorboard")
     tiny_trainer([TensorBoardLogger(tmp_path)]).fit(data(), batch_size=8)
     assert "tensorboard is not installed" in capsys.readouterr().err
+
+
+def test_tensorboard_logger_writes_scalars_grids_and_settings(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    settings = {"lr": 2e-4, "loss": "bce", "betas": (0.5, 0.999)}
+    grids = SampleGrid(tmp_path / "grids", num_samples=4, nrow=2)
+    tiny_trainer([grids, TensorBoardLogger(tmp_path / "tb", hparams=settings)]).fit(
+        data(), batch_size=8
+    )
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss_d")] == [1, 2, 3, 4]
+    # The newest grid at each epoch's end, once each (not again at the end of training).
+    images = events.Images("samples")
+    assert [i.step for i in images] == [2, 4], "not one grid per epoch"
+    with (
+        Image.open(io.BytesIO(images[-1].encoded_image_string)) as logged,
+        Image.open(tmp_path / "grids" / "generated_epoch_002.png") as written,
+    ):
+        assert logged.size == written.size
+        assert logged.convert("RGB").tobytes() == written.convert("RGB").tobytes()
+    # The settings: a table in the Text tab, values in the HParams tab.
+    (text,) = events.Tensors("hparams/text_summary")
+    table = text.tensor_proto.string_val[0].decode()
+    assert "| lr | 0.0002 |" in table and "| betas | (0.5, 0.999) |" in table, table
+    content = events.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(content)
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    assert start.session_start_info.hparams["lr"].number_value == pytest.approx(2e-4)
+    assert start.session_start_info.hparams["betas"].string_value == "(0.5, 0.999)"
+
+
+def test_tensorboard_logger_rejects_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="`hparams` must be a mapping, got list"):
+        TensorBoardLogger(tmp_path, hparams=[("lr", 1)])
+    with pytest.raises(ValueError, match="`every_n_steps` must be >= 1, got 0"):
+        TensorBoardLogger(tmp_path, every_n_steps=0)
 
 
 def test_progress_lines_in_the_recipe_format():

@@ -15,11 +15,12 @@ import errno
 import json
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ._logging import logger
 
 if TYPE_CHECKING:
     from .callbacks.base import Callback
@@ -112,10 +113,9 @@ def _acquire(folder: Path) -> None:
                     f"another run (pid {pid} on {host}) is writing to {str(folder)!r}; wait for "
                     f"it to end, or choose another folder (if it is dead, delete {lock})"
                 ) from None
-            print(
+            logger.warning(
                 f"ganlib: taking over the lock of {str(folder)!r} left by a run that ended "
-                f"without releasing it (pid {pid})",
-                file=sys.stderr,
+                f"without releasing it (pid {pid})"
             )
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()

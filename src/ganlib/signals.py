@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from ._logging import logger
 
 __all__ = ["GracefulStop", "TrainingInterrupted"]
 
@@ -54,11 +55,9 @@ class GracefulStop:
         if self.requested is not None:
             raise KeyboardInterrupt
         self.requested = signum
-        print(
+        logger.warning(
             f"\n{_NAMES.get(signum, signum)}: finishing the current step, then stopping "
-            "(press Ctrl-C again to abort at once)",
-            file=sys.stderr,
-            flush=True,
+            "(press Ctrl-C again to abort at once)"
         )
 
     @contextlib.contextmanager

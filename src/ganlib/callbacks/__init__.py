@@ -13,6 +13,7 @@ from .guard import NaNGuard, NonFiniteLossError
 from .logging import MetricsLogger, TensorBoardLogger
 from .plot import LossCurve
 from .progress import ProgressBar
+from .report import RunReport
 from .samples import SampleGrid
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Network",
     "NonFiniteLossError",
     "ProgressBar",
+    "RunReport",
     "SampleGrid",
     "TensorBoardLogger",
 ]

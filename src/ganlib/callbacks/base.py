@@ -12,12 +12,13 @@ Guarantees (documented, tested):
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from torch.optim import Optimizer
+
+from .._logging import logger
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -207,10 +208,9 @@ class CallbackList:
             if key not in states:
                 key = next((k for k in states if _same_file_key(k, key)), key)
                 if key in states:
-                    print(
+                    logger.info(
                         f"ganlib: restoring {callback.state_key} from the checkpoint's {key} "
-                        "(the same file, named another way)",
-                        file=sys.stderr,
+                        "(the same file, named another way)"
                     )
             if key in states:
                 callback.load_state_dict(states[key])

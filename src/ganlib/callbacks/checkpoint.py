@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import override
 
+from .._logging import logger
 from .._validation import check_int
 from ..checkpoint import CheckpointError, atomic_link
 from .base import Callback
@@ -154,7 +154,7 @@ class ModelCheckpoint(Callback):
         if not self.save_on_exception:
             return
         if self._newest_is_current(trainer):
-            print(f"ModelCheckpoint: {self.saved[-1]} holds the last step", file=sys.stderr)
+            logger.info(f"ModelCheckpoint: {self.saved[-1]} holds the last step")
             return
         if trainer.state.step == self._fit_start_step:
             reason = "no step was trained since fit started"
@@ -168,12 +168,9 @@ class ModelCheckpoint(Callback):
             except OSError as exc:
                 reason = f"saving failed ({exc})"
             else:
-                print(f"ModelCheckpoint: saved {path} before stopping", file=sys.stderr)
+                logger.info(f"ModelCheckpoint: saved {path} before stopping")
                 return
-        print(
-            f"ModelCheckpoint: not saving, {reason}; newest checkpoint: {self.newest}",
-            file=sys.stderr,
-        )
+        logger.warning(f"ModelCheckpoint: not saving, {reason}; newest checkpoint: {self.newest}")
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Metric logs: a CSV or JSON-lines file of every step, and TensorBoard when installed."""
+"""Metric logs: a CSV or JSON-lines file of every step, and TensorBoard (metrics, sample
+grids, settings) when installed."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ import csv
 import io
 import json
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
 from typing_extensions import override
 
+from .._logging import logger
+from .._validation import check_int
+from ..step import METRIC_NAMES
+from ._grids import check_after_sample_grid, grid_files, sample_grid
 from .base import Callback, FileWriter
 
 if TYPE_CHECKING:
@@ -93,20 +99,42 @@ class MetricsLogger(FileWriter):
 
 
 class TensorBoardLogger(Callback):
-    """Writes every step's metrics to TensorBoard, when the ``tensorboard`` package is
-    installed; otherwise prints one notice and does nothing.
+    """Writes every step's metrics, the sample grids and the run's settings to
+    TensorBoard, when the ``tensorboard`` package is installed (``pip install
+    'ganlib[tensorboard]'``); otherwise prints one notice and does nothing.
+
+    - Scalars: each metric under its name, every ``every_n_steps`` steps.
+    - Images: with a :class:`~ganlib.callbacks.SampleGrid` in the trainer (listed
+      before this logger), its newest ``generated_*.png`` grid as ``samples``, at each
+      epoch's end and at the end of training.
+    - Settings: ``hparams`` as a markdown table in the Text tab (``hparams``) and in the
+      HParams tab (with the step metrics as its metrics), at each ``fit``'s start.
 
     Args:
         log_dir: The TensorBoard run folder.
-        every_n_steps: Steps between writes.
+        every_n_steps: Steps between scalar writes.
+        hparams: The run's settings; values other than numbers, strings and booleans
+            are shown as ``str`` shows them.
+
+    Raises:
+        TypeError, ValueError: For bad arguments, naming the argument.
     """
 
     main_process_only = True  # writes files or prints
 
-    def __init__(self, log_dir: str | os.PathLike[str], every_n_steps: int = 1) -> None:
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        every_n_steps: int = 1,
+        hparams: Mapping[str, Any] | None = None,
+    ) -> None:
+        if hparams is not None and not isinstance(hparams, Mapping):
+            raise TypeError(f"`hparams` must be a mapping, got {type(hparams).__name__}")
         self.log_dir = Path(log_dir)
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = check_int("every_n_steps", every_n_steps, 1)
+        self.hparams = dict(hparams or {})
         self._writer: Any = None
+        self._logged_grid: tuple[Path, int] | None = None  # (file, mtime) last logged
 
     @override
     def output_folders(self) -> list[Path]:
@@ -117,19 +145,61 @@ class TensorBoardLogger(Callback):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            print(
+            logger.warning(
                 "TensorBoardLogger: tensorboard is not installed (pip install tensorboard); "
-                "not logging to TensorBoard",
-                file=sys.stderr,
+                "not logging to TensorBoard"
             )
             return
         self._writer = SummaryWriter(str(self.log_dir), purge_step=trainer.state.step + 1)
+        check_after_sample_grid(self, trainer)
+        if self.hparams:
+            self._write_hparams(trainer.state.step)
+
+    def _write_hparams(self, step: int) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        plain = {
+            str(k): v if isinstance(v, (bool, int, float, str)) else str(v)
+            for k, v in self.hparams.items()
+        }
+        rows = "".join(f"| {k} | {v} |\n" for k, v in plain.items())
+        self._writer.add_text("hparams", "| setting | value |\n|---|---|\n" + rows, step)
+        # What add_hparams writes, but into this run (add_hparams opens a sub-run).
+        for summary in hparams(plain, dict.fromkeys(METRIC_NAMES, 0.0)):
+            self._writer.file_writer.add_summary(summary, step)
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         if self._writer is not None and trainer.state.step % self.every_n_steps == 0:
             for key, value in metrics.items():
                 self._writer.add_scalar(key, value, trainer.state.step)
+
+    def _write_newest_grid(self, trainer: Trainer) -> None:
+        grid = sample_grid(trainer)
+        if self._writer is None or grid is None:
+            return
+        files = grid_files(grid.out_dir)
+        if not files:
+            return
+        try:
+            newest = (files[-1], files[-1].stat().st_mtime_ns)
+            if newest == self._logged_grid:
+                return
+            with Image.open(files[-1]) as image:
+                pixels = pil_to_tensor(image.convert("RGB"))  # (3, H, W) uint8
+        except OSError:  # removed or half-written meanwhile: the next one will do
+            return
+        self._writer.add_image("samples", pixels, trainer.state.step, dataformats="CHW")
+        self._writer.flush()
+        self._logged_grid = newest
+
+    @override
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self._write_newest_grid(trainer)
+
+    @override
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._write_newest_grid(trainer)
 
     @override
     def on_teardown(self, trainer: Trainer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from typing_extensions import override
 
+from .._logging import logger
 from ..step import METRIC_NAMES
 from .base import FileWriter
 
@@ -27,7 +27,9 @@ class LossCurve(FileWriter):
     """Plots losses and D's scores against steps into a PNG after every epoch and at the end.
 
     Needs matplotlib (``pip install ganlib[plots]``); without it, prints one
-    notice and keeps collecting, so nothing is lost if it is installed later.
+    notice and keeps collecting, so nothing is lost if it is installed later. It draws
+    on a figure of its own, never through pyplot: the matplotlib backend a user chose
+    (an interactive window, a notebook's inline one) stays as it was.
 
     Args:
         path: The image file.
@@ -54,16 +56,14 @@ class LossCurve(FileWriter):
     def draw(self) -> bool:
         """Write the image; False (with a notice) when matplotlib is missing."""
         try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+            # A Figure with its own Agg canvas: no pyplot, so the user's backend stays as it is.
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
         except ImportError:
             if not self._warned:
-                print(
+                logger.warning(
                     f"LossCurve: matplotlib is not installed (pip install 'ganlib[plots]'); "
-                    f"{self.path} not drawn",
-                    file=sys.stderr,
+                    f"{self.path} not drawn"
                 )
                 self._warned = True
             return False
@@ -71,7 +71,9 @@ class LossCurve(FileWriter):
         # Metrics a loss reports (a penalty's size, say) get a third panel.
         extra = tuple(k for k in self.history if k != "step" and k not in METRIC_NAMES)
         panels = (*_PANELS, extra) if extra else _PANELS
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8))
+        fig = Figure(figsize=(5.5 * len(panels), 3.8))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(panels))
         for axis, keys, title in zip(axes, panels, _TITLES, strict=False):
             for key in keys:
                 if key in self.history:
@@ -83,7 +85,6 @@ class LossCurve(FileWriter):
         fig.tight_layout()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(self.path, dpi=100)
-        plt.close(fig)
         return True
 
     @override

@@ -6,10 +6,11 @@ import contextlib
 import hashlib
 import os
 import re
-import sys
 import tempfile
 import urllib.request
 from pathlib import Path
+
+from .._logging import logger
 
 __all__ = ["CACHE_ENV", "cache_dir", "fetch"]
 
@@ -77,7 +78,7 @@ def fetch(url: str, what: str, *, download: bool = True) -> Path:
     )
     if not download:
         raise FileNotFoundError(f"{what} not found at {target} and `download` is False. {advice}")
-    print(f"ganlib: downloading {what} from {url} to {target}", file=sys.stderr)
+    logger.info(f"ganlib: downloading {what} from {url} to {target}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         descriptor, partial = tempfile.mkstemp(prefix=f".{filename}.", dir=target.parent)
