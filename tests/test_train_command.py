@@ -58,7 +58,9 @@ def test_train_resume_and_sample_a_folder_as_a_user_does(shapes, tmp_path):
         "overview.png",
         "summary.json",
         "checkpoints",
+        "report.html",
     }
+    assert "finished at step 2" in (run / "report.html").read_text()
     # The same command again would clobber the run: refused, in one line.
     again = ganlib("train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY)
     assert again.returncode == 2 and "Traceback" not in again.stderr

@@ -26,7 +26,9 @@ from .callbacks import (
     MetricsLogger,
     ModelCheckpoint,
     ProgressBar,
+    RunReport,
     SampleGrid,
+    TensorBoardLogger,
 )
 from .data.sources import RunData
 from .gan import build_gan
@@ -88,6 +90,8 @@ class RunSettings:
         grid_samples: Images per grid.
         grid_nrow: Images per grid row.
         progress_every: Steps between progress lines when output is not a terminal.
+        report: Keep ``report.html`` (settings, curves, grids, state) in the run folder.
+        tensorboard: Also log to TensorBoard in ``OUT/tensorboard`` (needs tensorboard).
     """
 
     data: str
@@ -126,6 +130,8 @@ class RunSettings:
     grid_samples: int = 64
     grid_nrow: int = 8
     progress_every: int = 100
+    report: bool = True
+    tensorboard: bool = False
 
     @classmethod
     def names(cls) -> list[str]:
@@ -213,6 +219,8 @@ def callbacks_for(settings: RunSettings) -> list[Callback]:
     """The run folder's writers: grids, metrics, loss curve, EMA, checkpoints."""
     out = Path(settings.out)
     grid_epochs = None if settings.grid_every else 1
+    shown = {k: v for k, v in dataclasses.asdict(settings).items() if v is not None}
+    report_every = settings.grid_every or settings.progress_every
     return [
         ProgressBar(every_n_steps=settings.progress_every),
         *([EMA(settings.ema_decay, warmup=settings.ema_warmup)] if settings.ema else []),
@@ -223,6 +231,9 @@ def callbacks_for(settings: RunSettings) -> list[Callback]:
             every_n_epochs=grid_epochs,
             every_n_steps=settings.grid_every,
         ),
+        # (after SampleGrid: they show its newest grid)
+        *([RunReport(out, settings=shown, every_n_steps=report_every)] if settings.report else []),
+        *([TensorBoardLogger(out / "tensorboard", hparams=shown)] if settings.tensorboard else []),
         MetricsLogger(out / "metrics.csv"),
         LossCurve(out / "loss_curve.png"),
         ModelCheckpoint(
