@@ -92,3 +92,13 @@ def test_bad_scheme_and_module():
         init_weights_(nn.Linear(2, 2), "he")
     with pytest.raises(TypeError, match=r"`module` must be a torch.nn.Module, got Tensor"):
         init_weights_(torch.zeros(2))
+
+
+def test_spectrally_normalised_layers_get_their_stored_weight_initialised():
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    conv = spectral_norm(nn.Conv2d(8, 16, 3))
+    stored = conv.parametrizations.weight.original
+    init_weights_(conv, "dcgan", generator=torch.Generator().manual_seed(0))
+    assert stored.std().item() == pytest.approx(0.02, rel=0.2)  # written, not a temporary
+    assert torch.equal(stored, conv.parametrizations.weight.original)
