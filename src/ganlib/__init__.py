@@ -5,7 +5,7 @@ from .callbacks import Callback
 from .checkpoint import CheckpointError, load_gan
 from .gan import GAN, register_architecture
 from .init import dcgan_init_, init_weights_
-from .models import DCGAN
+from .models import DCGAN, ResNetGAN
 from .trainer import Trainer, TrainerState
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "GAN",
     "Callback",
     "CheckpointError",
+    "ResNetGAN",
     "Trainer",
     "TrainerState",
     "__version__",
