@@ -28,7 +28,14 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from .gan import GAN
-from .losses import AdversarialLoss, penalty_of, reported_metrics, score_of, wants_real_logits
+from .losses import (
+    AdversarialLoss,
+    penalty_of,
+    reported_metrics,
+    score_of,
+    takes_update_index,
+    wants_real_logits,
+)
 from .runtime import CompiledOrEager, Runtime
 
 __all__ = ["METRIC_NAMES", "AdversarialStep", "StepNetworks"]
@@ -122,7 +129,9 @@ class AdversarialStep:
         self.scaler = runtime.grad_scaler()
         self._score = score_of(loss)
         self._penalty = penalty_of(loss)
+        self._penalty_counts = takes_update_index(loss)
         self._g_reads_real = wants_real_logits(loss)
+        self.steps_done = 0  # this object's count, for calls that give no ``step``
 
     def _optimizer_step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -132,12 +141,24 @@ class AdversarialStep:
         self.before_optimizer_step(network, optimizer)
         self.scaler.step(optimizer)
 
-    def __call__(self, real: Tensor, labels: Tensor | None = None) -> dict[str, float]:
+    def __call__(
+        self, real: Tensor, labels: Tensor | None = None, *, step: int | None = None
+    ) -> dict[str, float]:
         """Train on one real batch; ``labels`` are its classes for a conditional pair.
+
+        Args:
+            real: The real images.
+            labels: Their classes, for a conditional pair.
+            step: This step's index in the run (0 for the first), which numbers its D
+                updates for a lazily applied penalty (``d_update = step * d_steps + i``);
+                the count of this object's calls when ``None``. The Trainer passes
+                its ``state.step``, so a resumed run regularises on the same updates.
 
         Returns:
             The step's metrics, :data:`METRIC_NAMES` first, then the loss's own.
         """
+        step = self.steps_done if step is None else step
+        self.steps_done = step + 1
         nets, runtime, batch = self.networks, self.runtime, real.shape[0]
         discriminator = self.gan.discriminator
         real = runtime.format_batch(real)
@@ -158,7 +179,9 @@ class AdversarialStep:
                 loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
                 if self._penalty is not None:
                     # Penalties differentiate twice: the uncompiled network.
-                    loss_d = loss_d + self._penalty(penalized_d, real, fake, self.rng)
+                    update = step * self.d_steps + d_step
+                    extra = {"d_update": update} if self._penalty_counts else {}
+                    loss_d = loss_d + self._penalty(penalized_d, real, fake, self.rng, **extra)
             self._optimizer_step(loss_d, self.d_optimizer, "discriminator")
 
         discriminator.requires_grad_(False)  # G's backward needs no grads for D's weights

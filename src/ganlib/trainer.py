@@ -310,7 +310,8 @@ class Trainer:
             self.callbacks.call("on_batch_start", self, images)
             if self.world.distributed:  # latents differ per rank, and resume exactly
                 self.noise_rng.manual_seed(step_seed(self.seed, self.world.rank, state.step))
-            metrics = self.train_step(images, labels if self.num_classes is not None else None)
+            labels = labels if self.num_classes is not None else None
+            metrics = self.train_step(images, labels, step=state.step)
             state.step += 1
             state.batch_in_epoch += 1
             state.metrics = metrics
