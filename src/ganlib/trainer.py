@@ -24,7 +24,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, get_args
 
@@ -84,6 +84,9 @@ class Trainer:
             ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
         d_optimizer: The same for D.
         d_steps: D updates per G update, >= 1.
+        augment: DiffAugment on every image D sees (:mod:`ganlib.augment`): a policy
+            such as ``"translation,cutout,color"``, a callable ``(images, generator) ->
+            images``, or ``None`` (off).
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ...
         precision: ``"32"``, ``"bf16"`` (autocast) or ``"16"`` (autocast and a grad
             scaler); ``None``: ``"bf16"`` with ``fast`` where the hardware computes
@@ -126,6 +129,7 @@ class Trainer:
         g_optimizer: OptimizerArg = None,
         d_optimizer: OptimizerArg = None,
         d_steps: int = 1,
+        augment: str | Callable[[Tensor, torch.Generator | None], Tensor] | None = None,
         device: str | torch.device = "auto",
         precision: Precision | None = None,
         fast: bool = False,
@@ -193,6 +197,7 @@ class Trainer:
             runtime=self.runtime,
             rng=self.noise_rng,
             d_steps=self.d_steps,
+            augment=augment,
             networks=StepNetworks.build(
                 self.gan,
                 self.runtime,
