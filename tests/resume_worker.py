@@ -1,6 +1,6 @@
 """A small training run for the resume tests, run as a subprocess.
 
-    python resume_worker.py OUT_DIR --steps N [--resume CKPT] [--slow SECONDS]
+    python resume_worker.py OUT_DIR --steps N [--resume CKPT] [--slow SECONDS] [--augment POLICY]
 
 Trains a tiny DCGAN on synthetic data from a shuffling DataLoader with EMA,
 sample grids, a metrics log and checkpoints every 2 steps, then saves the
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--resume", default=None)
     parser.add_argument("--slow", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--augment", default=None, help="a DiffAugment policy")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -58,6 +59,7 @@ def main() -> None:
         gan,
         max_steps=args.steps,
         seed=123,
+        augment=args.augment,
         device="cpu",
         progress=False,
         callbacks=[

@@ -29,3 +29,22 @@ def test_throughput_benchmark_prints_its_table_and_ceiling():
     assert flops["c_trainer_fast"] == pytest.approx(flops["b_trainer"], rel=0.01)
     assert re.search(r"no fp32 fast path beats \(a\) by more than \d+\.\d+x", result.stdout)
     assert re.search(r"convolutions alone: \d+% of \(c\)'s step", result.stdout)
+
+
+def test_variants_speed_benchmark_prints_every_variant():
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "variants_speed.py")]
+    command += ["--steps", "1", "--rounds", "1", "--warmup", "0", "--batch-size", "4"]
+    command += ["--resnet-widths", "8"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.startswith("| ") and "variant" not in line
+    }
+    assert set(rows) == {
+        f"{name}{aug}" for name in ("dcgan", "dcgan_sn", "resnet_w8") for aug in ("", "+diffaug")
+    }
+    assert result.stdout.startswith("cpu: ")
+    flops = {name: float(row.split("|")[4]) for name, row in rows.items()}
+    assert flops["dcgan_sn"] == pytest.approx(flops["dcgan"], rel=0.01)

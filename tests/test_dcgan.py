@@ -9,6 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ganlib import DCGAN
 from ganlib.models import size_plan, stage_widths
@@ -255,3 +256,65 @@ def test_generator_rejects_a_wrong_latent_shape():
 def test_sample_noise_rejects_bad_counts():
     with pytest.raises(ValueError, match=r"`n` must be >= 1, got 0"):
         DCGAN(width=2).sample_noise(0)
+
+
+def test_spectral_norm_drops_discriminator_batchnorm_and_normalises_every_conv():
+    gan = DCGAN(image_size=28, width=8, spectral_norm=True)
+    kinds = [type(m).__name__ for m in gan.discriminator.net]
+    assert "BatchNorm2d" not in kinds  # SNGAN's discriminator: no BatchNorm
+    convs = [m for m in gan.discriminator.net if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 4 and all(parametrize.is_parametrized(m, "weight") for m in convs)
+    assert not any(parametrize.is_parametrized(m) for m in gan.generator.modules())
+    with torch.no_grad():
+        for _ in range(30):  # the power iteration runs in training forwards
+            gan.discriminator(torch.randn(2, 1, 28, 28))
+    for conv in convs:
+        sigma = torch.linalg.matrix_norm(conv.weight.flatten(1), 2)
+        assert sigma.item() == pytest.approx(1.0, abs=0.02)
+    # The generator is the plain DCGAN generator, weight for weight.
+    plain = DCGAN(image_size=28, width=8, init_generator=torch.Generator().manual_seed(0))
+    sn = DCGAN(
+        image_size=28, width=8, spectral_norm=True, init_generator=torch.Generator().manual_seed(0)
+    )
+    for a, b in zip(
+        plain.generator.state_dict().values(), sn.generator.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+
+
+def test_spectral_norm_is_in_the_config_only_when_on():
+    assert "spectral_norm" not in DCGAN(width=2).config
+    gan = DCGAN(image_size=12, width=2, spectral_norm=True, num_classes=3)
+    assert gan.config["spectral_norm"] is True
+    twin = DCGAN(**gan.config)
+    assert [p.shape for p in twin.parameters()] == [p.shape for p in gan.parameters()]
+    assert set(twin.state_dict()) == set(gan.state_dict())
+    # The zero-initialised projection stays unnormalised (its spectral norm is zero).
+    assert not parametrize.is_parametrized(gan.discriminator.projection)
+    logits = gan.discriminator(torch.zeros(2, 1, 12, 12), torch.tensor([0, 2]))
+    assert logits.shape == (2,) and torch.isfinite(logits).all()
+    with pytest.raises(TypeError, match=r"`spectral_norm` must be True or False, got 'yes'"):
+        DCGAN(spectral_norm="yes")
+
+
+@given(image_size=st.integers(5, 64), width=st.integers(1, 4), batch=st.integers(1, 3))
+def test_spectral_norm_shapes_and_gradients(image_size, width, batch):
+    gan = DCGAN(image_size, 2, 6, width, max_width=16, spectral_norm=True)
+    logits = gan.discriminator(gan.generator(gan.sample_noise(batch)))
+    assert logits.shape == (batch,)
+    logits.sum().backward()
+    for name, parameter in gan.discriminator.named_parameters():
+        assert parameter.grad is not None, name
+
+
+def test_spectral_norm_dcgan_trains_and_comes_back_from_a_checkpoint(tmp_path):
+    from ganlib import Trainer, load_gan
+
+    gan = DCGAN(12, 1, 8, 4, spectral_norm=True, init_generator=torch.Generator().manual_seed(0))
+    trainer = Trainer(gan, max_steps=2, seed=0, progress=False, device="cpu")
+    trainer.fit(torch.rand(16, 1, 12, 12) * 2 - 1, batch_size=8)
+    trainer.save_checkpoint(str(tmp_path / "sn.ckpt"))
+    loaded = load_gan(tmp_path / "sn.ckpt")
+    assert loaded.config["spectral_norm"] is True
+    for a, b in zip(loaded.state_dict().values(), gan.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

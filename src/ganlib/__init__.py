@@ -5,7 +5,7 @@ from .callbacks import Callback
 from .checkpoint import CheckpointError, load_gan
 from .gan import GAN, register_architecture
 from .init import dcgan_init_, init_weights_
-from .models import DCGAN
+from .models import DCGAN, ResNetGAN
 from .runfolder import RunFolderError
 from .seeding import seed_everything
 from .signals import TrainingInterrupted
@@ -16,6 +16,7 @@ __all__ = [
     "GAN",
     "Callback",
     "CheckpointError",
+    "ResNetGAN",
     "RunFolderError",
     "Trainer",
     "TrainerState",

@@ -19,6 +19,7 @@ from typing import Literal, get_args
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 __all__ = ["InitScheme", "dcgan_init_", "init_weights_"]
 
@@ -54,6 +55,14 @@ def _init_filter(
         nn.init.orthogonal_(weight, generator=generator)
 
 
+def _stored_weight(layer: nn.Module) -> torch.Tensor:
+    """The tensor a layer stores its weight in: under a parametrization (spectral norm),
+    ``layer.weight`` is recomputed on every access, so writing into it would change nothing."""
+    if parametrize.is_parametrized(layer, "weight"):
+        return getattr(layer.parametrizations, "weight").original  # noqa: B009
+    return getattr(layer, "weight")  # noqa: B009
+
+
 @torch.no_grad()
 def init_weights_(
     module: nn.Module,
@@ -71,7 +80,9 @@ def init_weights_(
         - ``"orthogonal"``: orthogonal matrices (Saxe et al.).
 
     In every scheme biases are set to 0, and normalisation layers get scale
-    ~ N(1, 0.02) and shift 0, as the DCGAN paper does for BatchNorm.
+    ~ N(1, 0.02) and shift 0, as the DCGAN paper does for BatchNorm. A spectrally
+    normalised layer gets its stored (unnormalised) weight initialised; its
+    spectral-norm estimate catches up by one power iteration per training forward.
 
     Args:
         module: The network to initialise; all its submodules are visited.
@@ -99,7 +110,7 @@ def init_weights_(
         )
     for layer in module.modules():
         if isinstance(layer, _WEIGHT_LAYERS):
-            _init_filter(layer.weight, scheme, generator)
+            _init_filter(_stored_weight(layer), scheme, generator)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, _NORM_LAYERS):

@@ -7,7 +7,9 @@ parts refine it:
 - ``score(logits)`` maps logits to what the trainer logs as ``d_real``/``d_fake``
   (a probability for BCE-type losses, the raw score otherwise);
 - ``penalty(discriminator, real, fake, generator)`` adds a regulariser to the
-  discriminator's loss (WGAN-GP's gradient penalty, R1);
+  discriminator's loss (WGAN-GP's gradient penalty, R1); a penalty with a
+  ``d_update`` parameter also gets the index of the D update in the run (0, 1, ...),
+  so it can regularise lazily, every k updates (:class:`R1Penalty`'s ``every``);
 - ``generator_loss(fake_logits, real_logits)``: a generator loss with a
   ``real_logits`` parameter (relativistic losses) also gets D's logits on the
   real batch, scored by the discriminator G is trained against;
@@ -18,6 +20,7 @@ parts refine it:
 Examples:
     >>> from ganlib.losses import get_loss
     >>> loss = get_loss("hinge", r1_gamma=10.0)
+    >>> lazy = get_loss("bce", r1_gamma=10.0, r1_every=16)  # StyleGAN2's recipe
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_choice, check_positive_float
+from ._validation import check_choice, check_int, check_positive_float
 
 __all__ = [
     "AdversarialLoss",
@@ -45,6 +48,7 @@ __all__ = [
     "penalty_of",
     "reported_metrics",
     "score_of",
+    "takes_update_index",
     "wants_real_logits",
 ]
 
@@ -166,14 +170,28 @@ class WGANGPLoss:
 class R1Penalty(ReportsMetrics):
     """Wraps a loss and adds the R1 penalty (Mescheder et al. 2018): gamma/2 * E||grad D(real)||^2.
 
+    With ``every=k`` the penalty is lazy (Karras et al. 2020, StyleGAN2): it is
+    computed on every k-th D update only (updates 0, k, 2k, ... of the run, as the
+    step numbers them through ``d_update``), scaled by k so that its average weight
+    stays gamma/2. ``every=1`` is the plain penalty, computed exactly as before.
+    Called without ``d_update`` (outside a training step) it always applies.
+
     Args:
-        loss: The loss to regularise.
+        loss: The loss to regularise; its own penalty, if any, is added every update.
         gamma: Penalty weight, > 0.
+        every: Regularise every ``every`` D updates, >= 1.
+        report: Log the R1 term as metric ``r1``: what it added to D's loss in the
+            step's last D update (k * gamma/2 * E||grad||^2 on a regularised update,
+            0 on the others). Off by default, so the logged columns stay the loss's.
     """
 
-    def __init__(self, loss: AdversarialLoss, gamma: float) -> None:
+    def __init__(
+        self, loss: AdversarialLoss, gamma: float, *, every: int = 1, report: bool = False
+    ) -> None:
         self.loss = loss
         self.gamma = check_positive_float("r1_gamma", gamma)
+        self.every = check_int("r1_every", every, 1)
+        self.reports_r1 = bool(report)
         self.name = f"{getattr(loss, 'name', type(loss).__name__)}+r1"
         self.needs_real_logits = wants_real_logits(loss)
 
@@ -194,10 +212,23 @@ class R1Penalty(ReportsMetrics):
         real: Tensor,
         fake: Tensor,
         generator: torch.Generator | None = None,
+        d_update: int | None = None,
     ) -> Tensor:
-        r1 = 0.5 * self.gamma * _input_gradients(discriminator, real).pow(2).sum(1).mean()
+        """gamma/2 * E||grad D(real)||^2 (times ``every``, on the updates it applies to),
+        plus the inner loss's penalty."""
+        r1: Tensor | None = None
+        if d_update is None or d_update % self.every == 0:
+            weight = 0.5 * self.gamma * self.every  # (exactly 0.5 * gamma for every=1)
+            r1 = weight * _input_gradients(discriminator, real).pow(2).sum(1).mean()
+        if self.reports_r1:
+            self.report("r1", real.new_zeros(()) if r1 is None else r1)
         inner = penalty_of(self.loss)
-        return r1 if inner is None else r1 + inner(discriminator, real, fake, generator)
+        if inner is None:
+            return real.new_zeros(()) if r1 is None else r1
+        lazy = d_update is not None and takes_update_index(self.loss)
+        extra = {"d_update": d_update} if lazy else {}
+        value = inner(discriminator, real, fake, generator, **extra)
+        return value if r1 is None else r1 + value
 
     def pop_reported(self) -> dict[str, Tensor]:
         return {**reported_metrics(self.loss), **super().pop_reported()}
@@ -211,19 +242,39 @@ _LOSSES: dict[str, Callable[[], AdversarialLoss]] = {
 }
 
 
-def get_loss(name: LossName, *, r1_gamma: float | None = None) -> AdversarialLoss:
+def get_loss(
+    name: LossName,
+    *,
+    r1_gamma: float | None = None,
+    r1_every: int = 1,
+    r1_report: bool = False,
+) -> AdversarialLoss:
     """Build a loss by name, optionally with an R1 penalty.
+
+    ``get_loss("bce", r1_gamma=10.0, r1_every=16)`` is StyleGAN2's recipe: the
+    non-saturating loss with lazy R1 regularisation.
 
     Args:
         name: ``"bce"``, ``"hinge"``, ``"wgan-gp"`` or ``"lsgan"``.
         r1_gamma: Weight of an R1 penalty on real images; none when ``None``.
+        r1_every: Compute R1 every this many D updates, scaled to match (see
+            :class:`R1Penalty`).
+        r1_report: Log the R1 term as metric ``r1``.
 
     Raises:
-        ValueError: For an unknown name or a non-positive ``r1_gamma``.
+        ValueError: For an unknown name, a non-positive ``r1_gamma``, ``r1_every`` < 1,
+            or ``r1_every``/``r1_report`` without ``r1_gamma``.
     """
     check_choice("loss", name, get_args(LossName))
     loss = _LOSSES[name]()
-    return loss if r1_gamma is None else R1Penalty(loss, r1_gamma)
+    if r1_gamma is None:
+        if r1_every != 1 or r1_report:
+            raise ValueError(
+                "`r1_every` and `r1_report` configure the R1 penalty: give `r1_gamma` too, "
+                f"got r1_gamma=None, r1_every={r1_every!r}, r1_report={r1_report!r}"
+            )
+        return loss
+    return R1Penalty(loss, r1_gamma, every=r1_every, report=r1_report)
 
 
 def score_of(loss: AdversarialLoss) -> Callable[[Tensor], Tensor]:
@@ -250,9 +301,21 @@ def wants_real_logits(loss: AdversarialLoss) -> bool:
     return "real_logits" in parameters
 
 
-def penalty_of(
-    loss: AdversarialLoss,
-) -> Callable[[Callable[[Tensor], Tensor], Tensor, Tensor, torch.Generator | None], Tensor] | None:
-    """The loss's ``penalty`` method, or ``None`` when it has none."""
+def takes_update_index(loss: AdversarialLoss) -> bool:
+    """Whether ``loss.penalty`` takes ``d_update``, the index of the D update in the run
+    (a lazily applied penalty)."""
+    penalty = penalty_of(loss)
+    if penalty is None:
+        return False
+    try:
+        parameters = inspect.signature(penalty).parameters
+    except (TypeError, ValueError):
+        return False
+    return "d_update" in parameters
+
+
+def penalty_of(loss: AdversarialLoss) -> Callable[..., Tensor] | None:
+    """The loss's ``penalty`` method, called as ``(discriminator, real, fake, generator)``
+    (plus ``d_update=`` where :func:`takes_update_index`), or ``None`` when it has none."""
     penalty = getattr(loss, "penalty", None)
     return penalty if callable(penalty) else None

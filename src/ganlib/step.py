@@ -8,6 +8,14 @@ As the reference recipe does it:
 2. G against ``D(G(z))`` on the fakes of the last D step, with D's weights
    frozen during G's backward; G steps.
 
+With an augmentation (``augment``, DiffAugment: :mod:`ganlib.augment`) D never sees
+an image unaugmented: real images and fakes are augmented, each pass with its own
+draws from the step's random stream, before D scores them; G's loss reads D on the
+same augmented fakes D's last update scored (so ``d_fake_after`` still compares like
+with like), through the augmentation back to G. Penalties score D after the
+augmentation, ``D(T(x))``, differentiated with respect to the unaugmented ``x``: R1
+then penalises the gradient on augmented reals, as DiffAugment's StyleGAN2 setup does.
+
 Metrics of every step (:data:`METRIC_NAMES`): ``loss_d``, ``loss_g``, ``d_real``,
 ``d_fake`` (D's mean score on real and fake before its step: a probability for
 BCE, the raw score otherwise) and ``d_fake_after`` (the same fakes after D's
@@ -27,8 +35,16 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from .augment import Augment, resolve_augment
 from .gan import GAN
-from .losses import AdversarialLoss, penalty_of, reported_metrics, score_of, wants_real_logits
+from .losses import (
+    AdversarialLoss,
+    penalty_of,
+    reported_metrics,
+    score_of,
+    takes_update_index,
+    wants_real_logits,
+)
 from .runtime import CompiledOrEager, Runtime
 
 __all__ = ["METRIC_NAMES", "AdversarialStep", "StepNetworks"]
@@ -87,8 +103,11 @@ class AdversarialStep:
         d_optimizer: D's optimizer.
         loss: The adversarial loss.
         runtime: Precision (autocast, grad scaling) and memory format.
-        rng: The step's random stream: latents, fake labels, penalties.
+        rng: The step's random stream: latents, fake labels, augmentation, penalties.
         d_steps: D updates per G update.
+        augment: Augment every image D sees (see the module docstring): a DiffAugment
+            policy such as ``"translation,cutout,color"``, a callable ``(images,
+            generator) -> images``, or ``None`` (off).
         networks: The networks as called; plain (or compiled per ``runtime``) by default.
         before_optimizer_step: Called as ``(network, optimizer)`` after each backward
             (gradients unscaled) and before the optimizer steps.
@@ -105,6 +124,7 @@ class AdversarialStep:
         runtime: Runtime,
         rng: torch.Generator,
         d_steps: int = 1,
+        augment: str | Augment | None = None,
         networks: StepNetworks | None = None,
         before_optimizer_step: Callable[[str, Optimizer], None] = _keep_going,
         reduce: Callable[[Tensor], Tensor] = lambda values: values,
@@ -116,13 +136,22 @@ class AdversarialStep:
         self.runtime = runtime
         self.rng = rng
         self.d_steps = d_steps
+        self.augment = resolve_augment(augment)
         self.networks = networks or StepNetworks.build(gan, runtime)
         self.before_optimizer_step = before_optimizer_step
         self.reduce = reduce
         self.scaler = runtime.grad_scaler()
         self._score = score_of(loss)
         self._penalty = penalty_of(loss)
+        self._penalty_counts = takes_update_index(loss)
         self._g_reads_real = wants_real_logits(loss)
+        self.steps_done = 0  # this object's count, for calls that give no ``step``
+
+    def _seen(self, images: Tensor) -> Tensor:
+        """``images`` as D sees them: augmented (fresh draws from the step's stream), or as is."""
+        if self.augment is None:
+            return images
+        return self.runtime.format_batch(self.augment(images, self.rng))
 
     def _optimizer_step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -132,12 +161,24 @@ class AdversarialStep:
         self.before_optimizer_step(network, optimizer)
         self.scaler.step(optimizer)
 
-    def __call__(self, real: Tensor, labels: Tensor | None = None) -> dict[str, float]:
+    def __call__(
+        self, real: Tensor, labels: Tensor | None = None, *, step: int | None = None
+    ) -> dict[str, float]:
         """Train on one real batch; ``labels`` are its classes for a conditional pair.
+
+        Args:
+            real: The real images.
+            labels: Their classes, for a conditional pair.
+            step: This step's index in the run (0 for the first), which numbers its D
+                updates for a lazily applied penalty (``d_update = step * d_steps + i``);
+                the count of this object's calls when ``None``. The Trainer passes
+                its ``state.step``, so a resumed run regularises on the same updates.
 
         Returns:
             The step's metrics, :data:`METRIC_NAMES` first, then the loss's own.
         """
+        step = self.steps_done if step is None else step
+        self.steps_done = step + 1
         nets, runtime, batch = self.networks, self.runtime, real.shape[0]
         discriminator = self.gan.discriminator
         real = runtime.format_batch(real)
@@ -145,6 +186,9 @@ class AdversarialStep:
         penalized_d: Callable[[Tensor], Tensor] = discriminator
         if labels is not None:  # interpolates and R1 points are scored with the real labels
             penalized_d = functools.partial(discriminator, labels=labels)
+        if self.augment is not None:  # penalties see D(T(x)), differentiated in x
+            plain_d = penalized_d
+            penalized_d = lambda images: plain_d(self._seen(images))  # noqa: E731
         for d_step in range(self.d_steps):
             g_inputs = self.gan.generator_inputs(batch, runtime.device, self.rng)
             fake_cond = g_inputs[1:]  # the fakes' labels, if any
@@ -152,21 +196,24 @@ class AdversarialStep:
                 # Only the last D step's fakes are reused by G, so only they keep a graph.
                 with torch.set_grad_enabled(d_step == self.d_steps - 1):
                     fake = nets.generator(*g_inputs)
+                real_seen, fake_seen = self._seen(real), self._seen(fake)  # (no-ops when off)
                 # Separate forward passes: BatchNorm never mixes real and fake.
-                real_logits = nets.discriminator(real, *real_cond)
-                fake_logits = nets.discriminator(fake.detach(), *fake_cond)
+                real_logits = nets.discriminator(real_seen, *real_cond)
+                fake_logits = nets.discriminator(fake_seen.detach(), *fake_cond)
                 loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
                 if self._penalty is not None:
                     # Penalties differentiate twice: the uncompiled network.
-                    loss_d = loss_d + self._penalty(penalized_d, real, fake, self.rng)
+                    update = step * self.d_steps + d_step
+                    extra = {"d_update": update} if self._penalty_counts else {}
+                    loss_d = loss_d + self._penalty(penalized_d, real, fake, self.rng, **extra)
             self._optimizer_step(loss_d, self.d_optimizer, "discriminator")
 
         discriminator.requires_grad_(False)  # G's backward needs no grads for D's weights
         try:
             with runtime.autocast():
-                after_logits = nets.discriminator_for_g(fake, *fake_cond)
+                after_logits = nets.discriminator_for_g(fake_seen, *fake_cond)
                 if self._g_reads_real:
-                    real_now = nets.discriminator_for_g(real, *real_cond)
+                    real_now = nets.discriminator_for_g(real_seen, *real_cond)
                     loss_g = self.loss.generator_loss(after_logits, real_logits=real_now)  # type: ignore[call-arg]
                 else:
                     loss_g = self.loss.generator_loss(after_logits)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from . import checkpoint, distributed, optim, runfolder, seeding
 from ._validation import check_int
 from ._version import __version__
+from .augment import Augment
 from .batching import BatchSource
 from .callbacks.base import Callback, CallbackList, note, raise_first
 from .callbacks.guard import check_finite
@@ -62,17 +63,17 @@ class Trainer:
     """Trains a generator/discriminator pair adversarially.
 
     Args:
-        gan: A :class:`ganlib.DCGAN`, any object with ``.generator``,
-            ``.discriminator`` and ``.sample_noise(n, device, generator)``, or a
-            tuple ``(generator, discriminator, latent_dim_or_sampler)``. An object
-            whose ``num_classes`` is an integer is trained class-conditionally:
-            ``generator(z, labels)`` and ``discriminator(images, labels)``.
+        gan: A :class:`ganlib.GAN` (such as ``DCGAN``), an object with ``.generator``,
+            ``.discriminator`` and ``.sample_noise``, or a ``(generator, discriminator,
+            latent_dim_or_sampler)`` tuple; trained on (images, labels) if ``num_classes``.
         loss: ``"bce"`` (the recipe), ``"hinge"``, ``"wgan-gp"``, ``"lsgan"``, or a
             loss object (see :mod:`ganlib.losses`).
         g_optimizer: Optimizer for G, a function ``params -> Optimizer``, or
             ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
         d_optimizer: The same for D.
         d_steps: D updates per G update, >= 1.
+        augment: DiffAugment on every image D sees (:mod:`ganlib.augment`): a policy like
+            ``"translation,cutout,color"``, a callable ``(images, rng) -> images``, or ``None``.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ...
         precision: ``"32"``, ``"bf16"`` (autocast) or ``"16"`` (autocast and a grad
             scaler); ``None``: ``"bf16"`` with ``fast`` where the hardware computes
@@ -120,6 +121,7 @@ class Trainer:
         g_optimizer: optim.OptimizerArg = None,
         d_optimizer: optim.OptimizerArg = None,
         d_steps: int = 1,
+        augment: str | Augment | None = None,
         device: str | torch.device = "auto",
         precision: PrecisionName | None = None,
         fast: bool = False,
@@ -191,6 +193,7 @@ class Trainer:
             runtime=self.runtime,
             rng=self.noise_rng,
             d_steps=self.d_steps,
+            augment=augment,
             networks=StepNetworks.build(self.gan, self.runtime, self._wrap),
             before_optimizer_step=lambda network, optimizer: self.callbacks.call(
                 "on_before_optimizer_step", self, network, optimizer
@@ -318,7 +321,8 @@ class Trainer:
                 self.noise_rng.manual_seed(
                     seeding.step_seed(self.seed, self.world.rank, state.step)
                 )
-            metrics = self.train_step(images, labels if self.num_classes is not None else None)
+            labels = labels if self.num_classes is not None else None
+            metrics = self.train_step(images, labels, step=state.step)
             state.step += 1
             state.batch_in_epoch += 1
             state.metrics = metrics

@@ -9,16 +9,24 @@ stay importable from here for code written against earlier releases.
 from ..gan import check_labels, register_architecture
 from ..sampling import recompute_batchnorm_stats
 from .dcgan import DCGAN, Discriminator, Generator, LayerStep, size_plan, stage_widths
+from .layers import ConditionalBatchNorm2d, spectral_norm_
+from .resnet import ResNetDiscriminator, ResNetGAN, ResNetGenerator
 
 register_architecture("dcgan", DCGAN)
+register_architecture("resnet", ResNetGAN)
 
 __all__ = [
     "DCGAN",
+    "ConditionalBatchNorm2d",
     "Discriminator",
     "Generator",
     "LayerStep",
+    "ResNetDiscriminator",
+    "ResNetGAN",
+    "ResNetGenerator",
     "check_labels",
     "recompute_batchnorm_stats",
     "size_plan",
+    "spectral_norm_",
     "stage_widths",
 ]

@@ -12,6 +12,11 @@ the DCGAN paper's 1 -> 4 -> 8 -> 16 -> 32 -> 64.
 With ``num_classes`` the pair is class-conditional: the generator joins a
 learned label embedding to the latent before its first layer, and the
 discriminator adds a projection term (Miyato & Koyama, 2018) to its logit.
+
+With ``spectral_norm=True`` every discriminator convolution is spectrally
+normalised and the discriminator has no BatchNorm, as SNGAN's (Miyato et al.,
+2018) has none: BatchNorm rescales each layer's output by the batch's statistics,
+which undoes the per-layer Lipschitz bound spectral normalisation is there to keep.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch import Tensor, nn
 from .._validation import check_int
 from ..gan import GAN, check_labels
 from ..init import InitScheme, init_weights_
+from .layers import spectral_norm_
 
 __all__ = [
     "DCGAN",
@@ -154,7 +160,8 @@ class Discriminator(nn.Module):
     """DCGAN discriminator: images (B, C, H, W) -> raw logits (B,).
 
     The mirror of :class:`Generator`: LeakyReLU(0.2) throughout, BatchNorm on
-    every hidden layer but the input one, no final Sigmoid (losses take logits).
+    every hidden layer but the input one (on none with ``batchnorm=False``), no final
+    Sigmoid (losses take logits).
 
     A conditional discriminator (``num_classes``) also takes labels (B,) and adds
     the projection term ``<embedding(label), h>`` to the logit, where ``h`` is the
@@ -170,6 +177,7 @@ class Discriminator(nn.Module):
         channels: int,
         bias: bool = True,
         num_classes: int | None = None,
+        batchnorm: bool = True,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -184,7 +192,7 @@ class Discriminator(nn.Module):
                     in_channels, hidden[index], step.kernel, step.stride, step.padding, bias=bias
                 )
             )
-            if index > 0:
+            if index > 0 and batchnorm:
                 layers.append(nn.BatchNorm2d(hidden[index]))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             in_channels = hidden[index]
@@ -230,8 +238,14 @@ class DCGAN(GAN):
         embedding_dim: Size of the generator's label embedding, joined to the
             latent; ``num_classes`` by default (the first layer is linear in its
             input, so a larger embedding adds no expressiveness).
+        spectral_norm: Spectrally normalise every discriminator convolution and drop
+            the discriminator's BatchNorm (SNGAN's discriminator; see the module
+            docstring). A conditional discriminator's projection embedding stays
+            unnormalised: it starts at zero, whose spectral norm is zero. The
+            generator is unchanged.
         init: Initialisation scheme for both networks, or ``None`` to skip.
-        init_generator: Random source for a reproducible initialisation.
+        init_generator: Random source for a reproducible initialisation (and for
+            spectral normalisation's start vectors).
 
     Attributes:
         generator: The :class:`Generator`.
@@ -262,6 +276,7 @@ class DCGAN(GAN):
         bias: bool = True,
         num_classes: int | None = None,
         embedding_dim: int | None = None,
+        spectral_norm: bool = False,
         init: InitScheme | None = "dcgan",
         init_generator: torch.Generator | None = None,
     ) -> None:
@@ -293,11 +308,24 @@ class DCGAN(GAN):
         )
         if num_classes is not None:  # (unconditional configs stay as they were)
             self.config.update(num_classes=num_classes, embedding_dim=embedding_dim)
+        if not isinstance(spectral_norm, bool):
+            raise TypeError(f"`spectral_norm` must be True or False, got {spectral_norm!r}")
+        if spectral_norm:  # (recorded only when on: earlier configs stay as they were)
+            self.config.update(spectral_norm=True)
         self.generator = Generator(
             steps, widths, latent_dim, channels, bias, num_classes, embedding_dim or 0
         )
-        self.discriminator = Discriminator(steps, widths, channels, bias, num_classes)
+        self.discriminator = Discriminator(
+            steps, widths, channels, bias, num_classes, batchnorm=not spectral_norm
+        )
         if init is not None:  # (schemes leave embeddings alone)
             init_weights_(self, init, generator=init_generator, argument_name="init")
         if num_classes is not None and init_generator is not None:
             nn.init.normal_(self.generator.label_embedding.weight, generator=init_generator)
+        if spectral_norm:  # after init: the power iteration starts from the initial weights
+            projection = getattr(self.discriminator, "projection", None)
+            spectral_norm_(
+                self.discriminator,
+                generator=init_generator,
+                skip=() if projection is None else (projection,),
+            )
