@@ -59,7 +59,7 @@ class BatchSource:
             (the order is the same as without it).
         rank: This process's rank when training in several processes.
         world_size: Number of processes; above 1, each epoch's order is split
-            among them as :class:`~torch.utils.data.DistributedSampler` splits it
+            among them as `DistributedSampler` splits it
             (shuffled from ``seed + epoch``, padded so every rank gets as many
             batches); a DataLoader's own sampler is replaced by that split.
 

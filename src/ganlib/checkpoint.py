@@ -277,14 +277,16 @@ def load_gan(path: str | os.PathLike[str], *, ema: bool = False) -> GAN:
     """The GAN a Trainer checkpoint holds, on the CPU, ready to sample from.
 
     The pair is rebuilt by the architecture name the checkpoint records (see
-    :func:`ganlib.gan.register_architecture`); checkpoints written before names
+    [`ganlib.gan.register_architecture`][ganlib.register_architecture]); checkpoints written before
+    names
     were recorded are DCGANs.
 
     Args:
-        path: A checkpoint written by :meth:`ganlib.Trainer.save_checkpoint` or
-            :class:`~ganlib.callbacks.ModelCheckpoint`.
+        path: A checkpoint written by
+            [`ganlib.Trainer.save_checkpoint`][ganlib.Trainer.save_checkpoint] or
+            [`ModelCheckpoint`][ganlib.callbacks.ModelCheckpoint].
         ema: Put the EMA generator's weights (from an
-            :class:`~ganlib.callbacks.EMA` callback) in the generator.
+            [`EMA`][ganlib.callbacks.EMA] callback) in the generator.
 
     Raises:
         CheckpointError: If the file is not a readable ganlib checkpoint, records

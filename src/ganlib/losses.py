@@ -1,7 +1,8 @@
 """Adversarial losses, in logit form.
 
 A loss is any object with ``discriminator_loss(real_logits, fake_logits)`` and
-``generator_loss(fake_logits)`` (the :class:`AdversarialLoss` protocol). Optional
+``generator_loss(fake_logits)`` (the [`AdversarialLoss`][ganlib.losses.AdversarialLoss] protocol).
+Optional
 parts refine it:
 
 - ``score(logits)`` maps logits to what the trainer logs as ``d_real``/``d_fake``
@@ -9,11 +10,11 @@ parts refine it:
 - ``penalty(discriminator, real, fake, generator)`` adds a regulariser to the
   discriminator's loss (WGAN-GP's gradient penalty, R1); a penalty with a
   ``d_update`` parameter also gets the index of the D update in the run (0, 1, ...),
-  so it can regularise lazily, every k updates (:class:`R1Penalty`'s ``every``);
+  so it can regularise lazily, every k updates ([`R1Penalty`][ganlib.losses.R1Penalty]'s ``every``);
 - ``generator_loss(fake_logits, real_logits)``: a generator loss with a
   ``real_logits`` parameter (relativistic losses) also gets D's logits on the
   real batch, scored by the discriminator G is trained against;
-- a loss deriving from :class:`ReportsMetrics` logs named values of its own
+- a loss deriving from [`ReportsMetrics`][ganlib.losses.ReportsMetrics] logs named values of its own
   (``self.report("gp", value)``): they join the step's metrics, so they are in
   metrics.csv, the progress line and the loss curve.
 
@@ -67,7 +68,8 @@ class AdversarialLoss(Protocol):
 class ReportsMetrics:
     """Mixin for a loss that logs values of its own beside the step's metrics.
 
-    Call :meth:`report` inside ``discriminator_loss``, ``generator_loss`` or
+    Call [`report`][ganlib.losses.ReportsMetrics.report] inside ``discriminator_loss``,
+    ``generator_loss`` or
     ``penalty``; the step collects the values once per step (with its one device
     synchronisation) and logs them under their names. A name reported in one step
     should be reported in every step, so the logs keep one set of columns.
@@ -258,7 +260,7 @@ def get_loss(
         name: ``"bce"``, ``"hinge"``, ``"wgan-gp"`` or ``"lsgan"``.
         r1_gamma: Weight of an R1 penalty on real images; none when ``None``.
         r1_every: Compute R1 every this many D updates, scaled to match (see
-            :class:`R1Penalty`).
+            [`R1Penalty`][ganlib.losses.R1Penalty]).
         r1_report: Log the R1 term as metric ``r1``.
 
     Raises:
@@ -316,6 +318,7 @@ def takes_update_index(loss: AdversarialLoss) -> bool:
 
 def penalty_of(loss: AdversarialLoss) -> Callable[..., Tensor] | None:
     """The loss's ``penalty`` method, called as ``(discriminator, real, fake, generator)``
-    (plus ``d_update=`` where :func:`takes_update_index`), or ``None`` when it has none."""
+    (plus ``d_update=`` where [`takes_update_index`][ganlib.losses.takes_update_index]), or
+    ``None`` when it has none."""
     penalty = getattr(loss, "penalty", None)
     return penalty if callable(penalty) else None

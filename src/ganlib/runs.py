@@ -257,7 +257,7 @@ def build_trainer(
         settings: The run's settings, with ``image_size`` and ``channels`` resolved.
         num_classes: The data's classes, for a conditional run.
         overwrite: Let a fresh run replace an earlier run's files.
-        trainer_args: More :class:`~ganlib.Trainer` arguments.
+        trainer_args: More [`Trainer`][ganlib.Trainer] arguments.
 
     Raises:
         ValueError: For a conditional run without classes, or unresolved image sizes.

@@ -45,7 +45,7 @@ class GracefulStop:
         self._pid = os.getpid()
 
     def check(self, step: int) -> None:
-        """Raise :class:`TrainingInterrupted` if a stop was requested."""
+        """Raise [`TrainingInterrupted`][ganlib.TrainingInterrupted] if a stop was requested."""
         if self.requested is not None:
             raise TrainingInterrupted(self.requested, step)
 

@@ -8,7 +8,7 @@ As the reference recipe does it:
 2. G against ``D(G(z))`` on the fakes of the last D step, with D's weights
    frozen during G's backward; G steps.
 
-With an augmentation (``augment``, DiffAugment: :mod:`ganlib.augment`) D never sees
+With an augmentation (``augment``, DiffAugment: [`ganlib.augment`][ganlib.augment]) D never sees
 an image unaugmented: real images and fakes are augmented, each pass with its own
 draws from the step's random stream, before D scores them; G's loss reads D on the
 same augmented fakes D's last update scored (so ``d_fake_after`` still compares like
@@ -16,11 +16,12 @@ with like), through the augmentation back to G. Penalties score D after the
 augmentation, ``D(T(x))``, differentiated with respect to the unaugmented ``x``: R1
 then penalises the gradient on augmented reals, as DiffAugment's StyleGAN2 setup does.
 
-Metrics of every step (:data:`METRIC_NAMES`): ``loss_d``, ``loss_g``, ``d_real``,
+Metrics of every step (`METRIC_NAMES`): ``loss_d``, ``loss_g``, ``d_real``,
 ``d_fake`` (D's mean score on real and fake before its step: a probability for
 BCE, the raw score otherwise) and ``d_fake_after`` (the same fakes after D's
 step; if D is not learning the two stay equal), then whatever the loss reports
-(:class:`ganlib.losses.ReportsMetrics`). They reach the host in one device sync.
+([`ganlib.losses.ReportsMetrics`][ganlib.losses.ReportsMetrics]). They reach the host in one device
+sync.
 
 Everything the step uses is passed in, so it runs and is tested without a Trainer.
 """
@@ -175,7 +176,7 @@ class AdversarialStep:
                 its ``state.step``, so a resumed run regularises on the same updates.
 
         Returns:
-            The step's metrics, :data:`METRIC_NAMES` first, then the loss's own.
+            The step's metrics, `METRIC_NAMES` first, then the loss's own.
         """
         step = self.steps_done if step is None else step
         self.steps_done = step + 1

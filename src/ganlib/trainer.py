@@ -63,16 +63,16 @@ class Trainer:
     """Trains a generator/discriminator pair adversarially.
 
     Args:
-        gan: A :class:`ganlib.GAN` (such as ``DCGAN``), an object with ``.generator``,
+        gan: A [`ganlib.GAN`][ganlib.GAN] (such as ``DCGAN``), an object with ``.generator``,
             ``.discriminator`` and ``.sample_noise``, or a ``(generator, discriminator,
             latent_dim_or_sampler)`` tuple; trained on (images, labels) if ``num_classes``.
         loss: ``"bce"`` (the recipe), ``"hinge"``, ``"wgan-gp"``, ``"lsgan"``, or a
-            loss object (see :mod:`ganlib.losses`).
+            loss object (see [`ganlib.losses`][ganlib.losses]).
         g_optimizer: Optimizer for G, a function ``params -> Optimizer``, or
             ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
         d_optimizer: The same for D.
         d_steps: D updates per G update, >= 1.
-        augment: DiffAugment on every image D sees (:mod:`ganlib.augment`): a policy like
+        augment: DiffAugment on all D sees ([`augment`][ganlib.augment]): a policy like
             ``"translation,cutout,color"``, a callable ``(images, rng) -> images``, or ``None``.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ...
         precision: ``"32"``, ``"bf16"`` (autocast) or ``"16"`` (autocast and a grad
@@ -101,12 +101,12 @@ class Trainer:
         seed: Seeds the data order, latents and penalties; random when ``None``
             (and stored in checkpoints, so resume is exact either way). Model
             initialisation happens before the Trainer and is not affected.
-        nan_guard: Stop with :class:`~ganlib.callbacks.NonFiniteLossError` at the first
+        nan_guard: Stop ([`NonFiniteLossError`][ganlib.callbacks.NonFiniteLossError]) at the first
             step whose metrics are NaN or infinite (before its hooks run), keeping the
             last good checkpoint; ``False`` lets such a run go on.
         overwrite: Let a fresh run replace an earlier run's files in its output folders
-            (by default it refuses to start over them; see :mod:`ganlib.runfolder`).
-        progress: Add a :class:`~ganlib.callbacks.ProgressBar` unless one is given, and
+            (by default it refuses to start over them; see `ganlib.runfolder`).
+        progress: Add a [`ProgressBar`][ganlib.callbacks.ProgressBar] unless one is given, and
             print the runtime line (what ``fast`` and friends chose here, and why) at ``fit``.
 
     Raises:
@@ -212,7 +212,7 @@ class Trainer:
 
     @property
     def precision(self) -> Precision:
-        """The precision training runs in (see :class:`ganlib.runtime.Runtime`)."""
+        """The precision training runs in (see [`Runtime`][ganlib.runtime.Runtime])."""
         return self.runtime.precision
 
     @property
@@ -250,7 +250,7 @@ class Trainer:
             num_workers: Loader workers for Datasets.
 
         Returns:
-            The final :class:`TrainerState`.
+            The final [`TrainerState`][ganlib.TrainerState].
 
         Raises:
             ValueError: For empty data, images of the wrong shape, or a checkpoint
@@ -343,17 +343,17 @@ class Trainer:
         self._stop.check(state.step)
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Latents for ``n`` images (see :meth:`ganlib.GAN.sample_noise`)."""
+        """Latents for ``n`` images (see [`ganlib.GAN.sample_noise`][ganlib.GAN.sample_noise])."""
         return self.gan.sample_noise(n, self.device, generator or self.noise_rng)
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Labels for ``n`` fakes (see :meth:`ganlib.GAN.sample_labels`)."""
+        """Labels for ``n`` fakes (see [`ganlib.GAN.sample_labels`][ganlib.GAN.sample_labels])."""
         return self.gan.sample_labels(n, self.device, generator or self.noise_rng)
 
     def generator_inputs(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, ...]:
-        """``(latents,)`` or ``(latents, labels)`` (see :meth:`ganlib.GAN.generator_inputs`)."""
+        """The generator's inputs ([`GAN.generator_inputs`][ganlib.GAN.generator_inputs])."""
         return self.gan.generator_inputs(n, self.device, generator or self.noise_rng)
 
     def image_shape(self) -> tuple[int, ...]:
@@ -373,7 +373,7 @@ class Trainer:
     # ------------------------------------------------------------- checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume exactly (see :meth:`save_checkpoint`)."""
+        """All a resume needs ([`save_checkpoint`][ganlib.Trainer.save_checkpoint])."""
         return {
             checkpoint.FORMAT_KEY: checkpoint.FORMAT_VERSION,
             "ganlib_version": __version__,
@@ -402,9 +402,9 @@ class Trainer:
             checkpoint.atomic_save(payload, path)
 
     def load_checkpoint(self, path: str) -> None:
-        """Restore everything :meth:`save_checkpoint` wrote, all or nothing: a file that
-        does not fit leaves the trainer as it was. Optimizer settings given to this
-        trainer (a new learning rate, say) win over the checkpoint's, with a notice.
+        """Restore what [`save_checkpoint`][ganlib.Trainer.save_checkpoint] wrote, all or
+        nothing: a file that does not fit leaves the trainer as it was. Optimizer settings
+        given to this trainer (a new learning rate) win over the checkpoint's, with a notice.
 
         Raises:
             CheckpointError: If the file is unreadable, malformed, corrupted, or for

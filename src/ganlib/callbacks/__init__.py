@@ -1,6 +1,7 @@
 """Callbacks: hooks into the Trainer, and the built-in ones.
 
-Callbacks run in the order given; checkpointing (:class:`ModelCheckpoint`)
+Callbacks run in the order given; checkpointing
+([`ModelCheckpoint`][ganlib.callbacks.ModelCheckpoint])
 runs after all the others.
 """
 

@@ -1,4 +1,4 @@
-"""Finding the sample grids a :class:`~ganlib.callbacks.SampleGrid` wrote, for the
+"""Finding the sample grids a [`SampleGrid`][ganlib.callbacks.SampleGrid] wrote, for the
 callbacks that show them elsewhere (the run report, TensorBoard)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 def sample_grid(trainer: Trainer) -> SampleGrid | None:
-    """The trainer's first :class:`SampleGrid`, or ``None``."""
+    """The trainer's first [`SampleGrid`][ganlib.callbacks.SampleGrid], or ``None``."""
     grid = trainer.callback(SampleGrid)
     return grid if isinstance(grid, SampleGrid) else None
 

@@ -1,4 +1,4 @@
-"""The HTML of :class:`~ganlib.callbacks.RunReport`: one self-contained page.
+"""The HTML of [`RunReport`][ganlib.callbacks.RunReport]: one self-contained page.
 
 Curves are inline SVG drawn here, images are ``data:`` URIs, and the frame slider is a
 few lines of inline JavaScript: the page loads nothing from anywhere, so it opens from

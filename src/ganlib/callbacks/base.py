@@ -50,7 +50,7 @@ def raise_first(errors: list[BaseException]) -> None:
 
 
 class Callback:
-    """Base class for hooks into :class:`ganlib.Trainer`; override what you need.
+    """Base class for hooks into [`ganlib.Trainer`][ganlib.Trainer]; override what you need.
 
     Every hook receives the trainer, which holds the models, optimizers,
     ``state`` (step, epoch, metrics) and ``should_stop``.
@@ -117,14 +117,14 @@ class Callback:
         return {}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what [`state_dict`][ganlib.callbacks.Callback.state_dict] returned."""
 
 
 class CallbackList:
     """Callbacks in run order, with unique state keys.
 
     Raises:
-        TypeError: If an entry is not a :class:`Callback`.
+        TypeError: If an entry is not a [`Callback`][ganlib.callbacks.Callback].
         ValueError: If two callbacks share a ``state_key``.
     """
 

@@ -28,7 +28,7 @@ class ModelCheckpoint(Callback):
     write is atomic: a crash never leaves a half-written checkpoint, and the
     previous one survives. On an exception (Ctrl-C included) it saves once more,
     unless the exception came from a half-done step or its hooks (its state would
-    not resume exactly) or from :class:`~ganlib.callbacks.NaNGuard` (the weights are bad).
+    not resume exactly) or from [`NaNGuard`][ganlib.callbacks.NaNGuard] (the weights are bad).
 
     A failed save (disk full, permission denied) records nothing, names the cause
     and the newest good checkpoint; temporary files left by a killed save are
@@ -182,7 +182,8 @@ class ModelCheckpoint(Callback):
 
 
 def last_checkpoint(callbacks: Iterable[Callback]) -> str:
-    """``last.ckpt`` of the first :class:`ModelCheckpoint` among ``callbacks``.
+    """``last.ckpt`` of the first [`ModelCheckpoint`][ganlib.callbacks.ModelCheckpoint] among
+    ``callbacks``.
 
     Raises:
         CheckpointError: If there is none, or it has not saved yet.

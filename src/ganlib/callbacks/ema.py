@@ -27,9 +27,10 @@ class EMA(Callback):
 
     Buffers (BatchNorm statistics) are copied from the live generator, so they
     do not match the averaged weights: sample the average in train mode (batch
-    statistics), or call :meth:`recompute_batchnorm` before sampling in eval
+    statistics), or call [`recompute_batchnorm`][ganlib.callbacks.EMA.recompute_batchnorm] before
+    sampling in eval
     mode. The average is stored in checkpoints, and
-    :class:`~ganlib.callbacks.SampleGrid` draws from it when present.
+    [`SampleGrid`][ganlib.callbacks.SampleGrid] draws from it when present.
 
     Args:
         decay: Weight of the old average, in [0, 1).

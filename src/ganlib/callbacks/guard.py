@@ -21,7 +21,8 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class NaNGuard(Callback):
-    """Raises :class:`NonFiniteLossError` at the first step whose metrics are not finite.
+    """Raises [`NonFiniteLossError`][ganlib.callbacks.NonFiniteLossError] at the first step whose
+    metrics are not finite.
 
     Checkpoints are not written for this error, so the last good one survives.
 
@@ -40,7 +41,8 @@ class NaNGuard(Callback):
 def check_finite(
     trainer: Trainer, metrics: Mapping[str, float], keys: tuple[str, ...] | None = None
 ) -> None:
-    """Raise :class:`NonFiniteLossError` if a metric (of ``keys``; all by default) is not
+    """Raise [`NonFiniteLossError`][ganlib.callbacks.NonFiniteLossError] if a metric (of ``keys``;
+    all by default) is not
     finite, naming it, the step, and what to try. The Trainer runs it after every step
     unless ``Trainer(nan_guard=False)``."""
     for key in keys or tuple(metrics):

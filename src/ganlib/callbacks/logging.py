@@ -104,7 +104,7 @@ class TensorBoardLogger(Callback):
     'ganlib[tensorboard]'``); otherwise prints one notice and does nothing.
 
     - Scalars: each metric under its name, every ``every_n_steps`` steps.
-    - Images: with a :class:`~ganlib.callbacks.SampleGrid` in the trainer (listed
+    - Images: with a [`SampleGrid`][ganlib.callbacks.SampleGrid] in the trainer (listed
       before this logger), its newest ``generated_*.png`` grid as ``samples``, at each
       epoch's end and at the end of training.
     - Settings: ``hparams`` as a markdown table in the Text tab (``hparams``) and in the

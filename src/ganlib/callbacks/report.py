@@ -46,7 +46,7 @@ class RunReport(FileWriter):
     failed write gives a notice and training goes on. Its history is kept in
     checkpoints, so a resumed run's report continues where it was.
 
-    Sample grids come from the trainer's :class:`~ganlib.callbacks.SampleGrid` (its
+    Sample grids come from the trainer's [`SampleGrid`][ganlib.callbacks.SampleGrid] (its
     ``generated_*.png`` files; list RunReport after it), or from ``out_dir`` without
     one: at most ``max_frames``, evenly spaced over the run, the newest included.
 

@@ -58,7 +58,7 @@ class SampleGrid(Callback):
         overview: Build the overview image at the end (at most
             ``MAX_OVERVIEW_FRAMES`` grids, evenly spaced, the last included).
         use_ema: Sample from the EMA generator: ``"auto"`` when an
-            :class:`~ganlib.callbacks.EMA` callback is present.
+            [`EMA`][ganlib.callbacks.EMA] callback is present.
         eval_mode: Sample with BatchNorm in eval mode (running statistics,
             recomputed first for an EMA generator); the recipe samples in train
             mode (the statistics of the batch of fixed latents).

@@ -60,7 +60,7 @@ def _setting_help() -> dict[str, str]:
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The ``train`` subcommand: one flag per :class:`~ganlib.runs.RunSettings` field."""
+    """The ``train`` subcommand: one flag per [`RunSettings`][ganlib.runs.RunSettings] field."""
     defaults = RunSettings(data="")
     train = commands.add_parser(
         "train",

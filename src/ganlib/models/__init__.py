@@ -1,6 +1,6 @@
 """Network builders, one file per architecture family, each registered by name.
 
-A new architecture is one file here (a :class:`ganlib.gan.GAN` subclass) plus one
+A new architecture is one file here (a [`ganlib.gan.GAN`][ganlib.GAN] subclass) plus one
 ``register_architecture`` line below; checkpoints then rebuild it by name.
 ``check_labels`` (ganlib.gan) and ``recompute_batchnorm_stats`` (ganlib.sampling)
 stay importable from here for code written against earlier releases.

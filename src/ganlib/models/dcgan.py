@@ -101,7 +101,7 @@ def stage_widths(num_stages: int, width: int, max_width: int | None) -> list[int
 class Generator(nn.Module):
     """DCGAN generator: latent (B, latent_dim) or (B, latent_dim, 1, 1) -> images in [-1, 1].
 
-    Built by :class:`DCGAN`; ReLU and BatchNorm after every layer but the
+    Built by [`DCGAN`][ganlib.DCGAN]; ReLU and BatchNorm after every layer but the
     last, which ends in Tanh. A conditional generator (``num_classes``) also
     takes labels (B,) and feeds ``[z, embedding(labels)]`` to its first layer.
     """
@@ -159,7 +159,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """DCGAN discriminator: images (B, C, H, W) -> raw logits (B,).
 
-    The mirror of :class:`Generator`: LeakyReLU(0.2) throughout, BatchNorm on
+    The mirror of [`Generator`][ganlib.models.Generator]: LeakyReLU(0.2) throughout, BatchNorm on
     every hidden layer but the input one (on none with ``batchnorm=False``), no final
     Sigmoid (losses take logits).
 
@@ -221,7 +221,8 @@ class DCGAN(GAN):
     parameters). ``DCGAN(image_size=64, channels=3, width=64)`` is the DCGAN
     paper's.
 
-    The weights are initialised with the DCGAN scheme (:func:`ganlib.init.dcgan_init_`)
+    The weights are initialised with the DCGAN scheme
+    ([`ganlib.init.dcgan_init_`][ganlib.init.dcgan_init_])
     unless ``init`` says otherwise; ``init=None`` keeps PyTorch's defaults.
 
     Args:
@@ -248,8 +249,8 @@ class DCGAN(GAN):
             spectral normalisation's start vectors).
 
     Attributes:
-        generator: The :class:`Generator`.
-        discriminator: The :class:`Discriminator`.
+        generator: The [`Generator`][ganlib.models.Generator].
+        discriminator: The [`Discriminator`][ganlib.models.Discriminator].
         num_classes: The classes of a conditional pair, else ``None``.
 
     Raises:

@@ -1,6 +1,7 @@
 """A residual generator/discriminator pair (SNGAN/BigGAN style) for any square size >= 5.
 
-The feature-map sizes follow DCGAN's size rule (:func:`ganlib.models.size_plan`):
+The feature-map sizes follow DCGAN's size rule
+([`ganlib.models.size_plan`][ganlib.models.size_plan]):
 for 28 they are 3 -> 7 -> 14 -> 28, for 32 they are 4 -> 8 -> 16 -> 32. The
 generator projects the latent with a linear layer to the first size, then each
 residual up-block resamples to the next size with nearest-neighbour interpolation
@@ -18,7 +19,7 @@ then sums its last feature map over space and reads one logit from it.
 
 ``depth`` blocks run at each size (the first resamples, the others keep the size).
 With ``num_classes`` the pair is class-conditional: the generator's BatchNorms take
-per-class scale and shift (:class:`~ganlib.models.layers.ConditionalBatchNorm2d`),
+per-class scale and shift ([`ConditionalBatchNorm2d`][ganlib.models.layers.ConditionalBatchNorm2d]),
 and the discriminator adds the projection term ``<embedding(label), h>`` (Miyato &
 Koyama, 2018) to its logit, with ``h`` the spatially summed last feature map.
 """
@@ -123,7 +124,7 @@ class DownBlock(nn.Module):
 class ResNetGenerator(nn.Module):
     """Residual generator: latents (B, latent_dim) or (B, latent_dim, 1, 1) -> images in [-1, 1].
 
-    Built by :class:`ResNetGAN`. A conditional generator also takes labels (B,).
+    Built by [`ResNetGAN`][ganlib.ResNetGAN]. A conditional generator also takes labels (B,).
     """
 
     def __init__(
@@ -170,7 +171,7 @@ class ResNetGenerator(nn.Module):
 
 class ResNetDiscriminator(nn.Module):
     """Residual discriminator: images (B, C, H, W) -> raw logits (B,); spectrally
-    normalised by :class:`ResNetGAN`. A conditional one also takes labels (B,)."""
+    normalised by [`ResNetGAN`][ganlib.ResNetGAN]. A conditional one also takes labels (B,)."""
 
     def __init__(
         self,
