@@ -537,3 +537,20 @@ def test_a_file_callback_named_by_another_path_keeps_its_history(tmp_path, monke
     resumed.fit(images(), ckpt_path="last", batch_size=8)
     assert again.history["step"] == [1.0, 2.0, 3.0, 4.0]
     assert "restoring LossCurve[" in capsys.readouterr().err
+
+
+def test_model_checkpoint_keeps_the_best_by_a_monitored_metric(tmp_path):
+    ckpt = ModelCheckpoint(tmp_path, every_n_steps=1, keep_last=2, monitor="loss_d", mode="min")
+    seen: dict[int, float] = {}
+
+    class Record(Callback):
+        def on_batch_end(self, trainer, metrics):
+            seen[trainer.state.step] = metrics["loss_d"]
+
+    trainer([Record(), ckpt], max_steps=6).fit(images(), batch_size=8)
+    best_step = min(seen, key=seen.get)
+    assert load_checkpoint(ckpt.best_path)["state"]["step"] == best_step
+    assert ckpt.best_score == pytest.approx(seen[best_step])
+    assert len(list(tmp_path.glob("step-*.ckpt"))) == 2  # keep_last still holds
+    with pytest.raises(ValueError, match=r"`mode` must be 'min' or 'max', got 'least'"):
+        ModelCheckpoint(tmp_path, monitor="loss_d", mode="least")  # type: ignore[arg-type]

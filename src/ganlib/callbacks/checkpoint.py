@@ -43,6 +43,9 @@ class ModelCheckpoint(Callback):
         keep_last: How many step checkpoints to keep (``None``: all).
         save_on_exception: Save when training ends with an exception.
         save_on_fit_end: Save when training ends normally.
+        monitor: A logged metric (``loss_g``, or a score an evaluation callback logs):
+            ``best.ckpt`` is kept as a link to the saved checkpoint where it was best.
+        mode: ``"min"`` or ``"max"``: which way ``monitor`` is better.
     """
 
     main_process_only = True  # writes files or prints
@@ -57,8 +60,16 @@ class ModelCheckpoint(Callback):
         keep_last: int | None = 3,
         save_on_exception: bool = True,
         save_on_fit_end: bool = True,
+        monitor: str | None = None,
+        mode: Literal["min", "max"] = "min",
     ) -> None:
         self.dirpath = Path(dirpath)
+        if mode not in ("min", "max"):
+            raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+        if monitor is not None and not isinstance(monitor, str):
+            raise TypeError(f"`monitor` must be a metric name, got {monitor!r}")
+        self.monitor, self.mode = monitor, mode
+        self.best_score: float | None = None
         self.every_n_steps = (
             None if every_n_steps is None else check_int("every_n_steps", every_n_steps, 1)
         )
@@ -88,8 +99,8 @@ class ModelCheckpoint(Callback):
             return []
         # (files this callback saved itself, in an earlier fit of this process, are its own)
         files = [f for f in sorted(self.dirpath.glob("step-*.ckpt")) if str(f) not in self.saved]
-        if self.last_path.exists() and not self.saved:
-            files.append(self.last_path)
+        if not self.saved:
+            files += [p for p in (self.last_path, self.best_path) if p.exists()]
         return files
 
     @property
@@ -125,7 +136,24 @@ class ModelCheckpoint(Callback):
             raise
         for old in stale:
             Path(old).unlink(missing_ok=True)
+        self._keep_best(trainer, path)
         return path
+
+    @property
+    def best_path(self) -> Path:
+        """``best.ckpt``: the saved checkpoint where ``monitor`` was best."""
+        return self.dirpath / "best.ckpt"
+
+    def _keep_best(self, trainer: Trainer, path: Path) -> None:
+        if self.monitor is None:
+            return
+        value = trainer.state.metrics.get(self.monitor)
+        if value is None or value != value:  # not logged (yet), or NaN
+            return
+        best = self.best_score
+        if best is None or (value < best if self.mode == "min" else value > best):
+            atomic_link(path, self.best_path)  # a hard link: keep_last cannot take it away
+            self.best_score = float(value)
 
     def _newest_is_current(self, trainer: Trainer) -> bool:
         return bool(self.saved) and self.saved[-1].endswith(f"step-{trainer.state.step:07d}.ckpt")
@@ -174,11 +202,12 @@ class ModelCheckpoint(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"saved": list(self.saved)}
+        return {"saved": list(self.saved), "best_score": self.best_score}
 
     @override
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         self.saved = list(state_dict["saved"])
+        self.best_score = state_dict.get("best_score")  # (absent from older checkpoints)
 
 
 def last_checkpoint(callbacks: Iterable[Callback]) -> str:
