@@ -117,6 +117,37 @@ class GAN(nn.Module):
     image_shape: tuple[int, ...]
     config: dict[str, Any]
 
+    def _record(
+        self,
+        image_size: int,
+        channels: int,
+        latent_dim: int,
+        width: int,
+        max_width: int | None,
+        num_classes: int | None,
+        **extra: Any,
+    ) -> None:
+        """Check the sizes every builder takes and record the pair's shape and ``config``
+        (``num_classes`` joins it only for a conditional pair, as earlier configs had it)."""
+        for name, value in (("channels", channels), ("latent_dim", latent_dim), ("width", width)):
+            check_int(name, value, 1)
+        if max_width is not None:
+            check_int("max_width", max_width, 1)
+        if num_classes is not None:
+            check_int("num_classes", num_classes, 1)
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.image_shape = (channels, image_size, image_size)
+        self.config = dict(
+            image_size=image_size,
+            channels=channels,
+            latent_dim=latent_dim,
+            width=width,
+            max_width=max_width,
+            **extra,
+        )
+        if num_classes is not None:
+            self.config["num_classes"] = num_classes
+
     def _device(self, device: torch.device | str | None) -> torch.device:
         if device is not None:
             return torch.device(device)

@@ -283,32 +283,15 @@ class DCGAN(GAN):
     ) -> None:
         super().__init__()
         steps = size_plan(image_size)
-        check_int("channels", channels, 1)
-        check_int("latent_dim", latent_dim, 1)
-        check_int("width", width, 1)
-        if max_width is not None:
-            check_int("max_width", max_width, 1)
+        self._record(image_size, channels, latent_dim, width, max_width, num_classes, bias=bias)
         if num_classes is not None:
-            check_int("num_classes", num_classes, 1)
             embedding_dim = check_int(
                 "embedding_dim", num_classes if embedding_dim is None else embedding_dim, 1
             )
+            self.config["embedding_dim"] = embedding_dim  # (unconditional configs unchanged)
         elif embedding_dim is not None:
             raise ValueError("`embedding_dim` is for conditional models: give num_classes too")
         widths = stage_widths(len(steps) - 1, width, max_width)
-        self.latent_dim = latent_dim
-        self.num_classes = num_classes
-        self.image_shape = (channels, image_size, image_size)
-        self.config = dict(
-            image_size=image_size,
-            channels=channels,
-            latent_dim=latent_dim,
-            width=width,
-            max_width=max_width,
-            bias=bias,
-        )
-        if num_classes is not None:  # (unconditional configs stay as they were)
-            self.config.update(num_classes=num_classes, embedding_dim=embedding_dim)
         if not isinstance(spectral_norm, bool):
             raise TypeError(f"`spectral_norm` must be True or False, got {spectral_norm!r}")
         if spectral_norm:  # (recorded only when on: earlier configs stay as they were)

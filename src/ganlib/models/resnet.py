@@ -267,27 +267,8 @@ class ResNetGAN(GAN):
     ) -> None:
         super().__init__()
         sizes = [step.out_size for step in size_plan(image_size)]
-        check_int("channels", channels, 1)
-        check_int("latent_dim", latent_dim, 1)
-        check_int("width", width, 1)
         check_int("depth", depth, 1)
-        if max_width is not None:
-            check_int("max_width", max_width, 1)
-        if num_classes is not None:
-            check_int("num_classes", num_classes, 1)
-        self.latent_dim = latent_dim
-        self.num_classes = num_classes
-        self.image_shape = (channels, image_size, image_size)
-        self.config = dict(
-            image_size=image_size,
-            channels=channels,
-            latent_dim=latent_dim,
-            width=width,
-            max_width=max_width,
-            depth=depth,
-        )
-        if num_classes is not None:
-            self.config.update(num_classes=num_classes)
+        self._record(image_size, channels, latent_dim, width, max_width, num_classes, depth=depth)
         self.generator = ResNetGenerator(
             sizes,
             stage_widths(len(sizes), width, max_width),
