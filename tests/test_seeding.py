@@ -131,7 +131,7 @@ def test_seeded_snippets_were_found():
 
 @pytest.mark.parametrize(("page", "index", "code"), SEEDED, ids=[f"{p}#{i}" for p, i, _ in SEEDED])
 def test_seeded_snippets_repeat_bitwise(page, index, code, tmp_path, monkeypatch):
-    builds = [m.start() for m in re.finditer(r"\b(DCGAN|TinyMLP)\(", code)]
+    builds = [m.start() for m in re.finditer(r"\b(DCGAN|ResNetGAN|TinyMLP)\(", code)]
     seeded = code.find("seed_everything(")
     assert builds, f"{page} snippet {index} builds no model"
     assert 0 <= seeded < builds[0], (

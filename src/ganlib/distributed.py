@@ -56,6 +56,11 @@ class WorldInfo:
             values /= self.world_size
         return values
 
+    def barrier(self) -> None:
+        """Wait for every process (nothing in one process)."""
+        if self.distributed:
+            dist.barrier()
+
     def any(self, flag: bool, device: torch.device) -> bool:
         """True on every process if ``flag`` is true on any (so all stop together)."""
         if not self.distributed:

@@ -98,9 +98,8 @@ class Trainer:
         callbacks: Run in the order given; checkpointing callbacks run last.
         max_epochs: Stop after this many epochs.
         max_steps: Stop after this many steps. With neither, 10 epochs.
-        seed: Seeds the data order, latents and penalties; random when ``None``
-            (and stored in checkpoints, so resume is exact either way). Model
-            initialisation happens before the Trainer and is not affected.
+        seed: Seeds data order, latents and penalties (random when ``None``; stored in
+            checkpoints). Not the model's initial weights: see ``seed_everything``.
         nan_guard: Stop ([`NonFiniteLossError`][ganlib.callbacks.NonFiniteLossError]) at the first
             step whose metrics are NaN or infinite (before its hooks run), keeping the
             last good checkpoint; ``False`` lets such a run go on.
@@ -240,10 +239,10 @@ class Trainer:
         """Train on ``data`` until ``max_epochs``/``max_steps`` or a callback stops it.
 
         Args:
-            data: A DataLoader, a Dataset, a tensor of images (N, C, H, W) scaled to
-                [-1, 1], or an (images, labels) pair of tensors. Batches may be
-                tensors or (images, labels) tuples.
-            ckpt_path: A checkpoint to resume from, exactly where it was saved.
+            data: A DataLoader, a Dataset, a tensor of images (N, C, H, W) in [-1, 1],
+                or an (images, labels) pair of tensors.
+            ckpt_path: A checkpoint to resume from, exactly where it was saved, or
+                ``"last"``: the newest of the trainer's ModelCheckpoint.
             batch_size: Batch size for tensors and Datasets (a DataLoader keeps its own).
             shuffle: Shuffle tensors and Datasets each epoch (a DataLoader keeps its own).
             drop_last: Drop a last, smaller batch (tensors and Datasets).
@@ -297,6 +296,7 @@ class Trainer:
                     note(exc, f"while handling it: {type(other).__name__}: {other}")
                 raise
             raise_first(self.callbacks.call_all("on_teardown", self))
+        self.world.barrier()  # every process leaves fit once rank 0's final files are written
         return self.state
 
     def _done(self) -> bool:
