@@ -129,7 +129,7 @@ def table(report: dict[str, Any]) -> str:
     for name in names:
         s = report["samples"][name]
         rows.append(
-            f"| {name} | {s['fd']:.2f} | {floor['fd']:.2f} | {report['fd_over_floor'][name]:.1f} "
+            f"| {name} | {s['fd']:.4g} | {floor['fd']:.4g} | {report['fd_over_floor'][name]:.1f} "
             f"| {s['classes_covered']}/10 | {s['kl_to_uniform']:.4f} | {s['mean_confidence']:.3f} |"
         )
     return "\n".join(rows)
