@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torchvision import transforms
 
-from ganlib import GAN, CheckpointError, Trainer
+from ganlib import GAN, CheckpointError, Trainer, metrics
 from ganlib.callbacks import EMA
 from ganlib.callbacks.progress import format_metrics
 from ganlib.cli import non_negative_int, positive_int
@@ -205,7 +205,6 @@ def quality_report(
     """Scores of every way of sampling this run offers, and the real-data floor."""
     test_images, train_images = data
     evaluator = MNISTEvaluator(test_images, device=device)
-    floor = evaluator.floor(train_images, num_samples=min(10_000, len(train_images)))
     samplers: dict[str, tuple[nn.Module, bool]] = {
         "generator": (gan.generator, False),  # batch statistics, as the recipe samples
         "generator_eval": (gan.generator, True),  # BatchNorm running statistics
@@ -221,24 +220,15 @@ def quality_report(
         "with the shipped MNIST classifier...",
         flush=True,
     )
-    scores = {
-        name: evaluator.score_generator(
-            module,
-            args.eval_samples,
-            gan,
-            eval_mode=eval_mode,
-            conditional=args.conditional,
-        ).as_dict()
-        for name, (module, eval_mode) in samplers.items()
-    }
-    headline = "ema" if "ema" in scores else "generator"
-    return {
-        "headline": headline,
-        "floor": floor.as_dict(),
-        "fd_over_floor": {name: s["fd"] / floor.fd for name, s in scores.items()},
-        "samples": scores,
-        "classifier": "ganlib.metrics.load_mnist_classifier() (shipped weights)",
-    }
+    report = metrics.quality_report(
+        evaluator,
+        train_images,
+        samplers,
+        gan,
+        args.eval_samples,
+        conditional=args.conditional,
+    )
+    return {**report, "classifier": "ganlib.metrics.load_mnist_classifier() (shipped weights)"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from .fid_inception import FIDInceptionV3
 from .inception import InceptionFeatures
 from .mnist import MNISTEvaluator, MNISTScores, class_scores
 from .mnist_classifier import MNISTClassifier, load_mnist_classifier
+from .quality import quality_report
 
 __all__ = [
     "FIDInceptionV3",
@@ -22,5 +23,6 @@ __all__ = [
     "frechet_distance",
     "kernel_distance",
     "load_mnist_classifier",
+    "quality_report",
     "sample_images",
 ]
