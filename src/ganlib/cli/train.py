@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.sources import load_run_data
+from ..gan import architectures
 from ..runfolder import RunFolderError, refuse_clobbering
 from ..runs import CONFIG_NAME, RunSettings, build_trainer, read_config, save_summary, write_config
 from ..step import METRIC_NAMES
@@ -39,7 +40,7 @@ _TYPES: dict[str, Any] = {
 }
 _CHOICES = {
     "loss": ("bce", "hinge", "wgan-gp", "lsgan"),
-    "precision": ("32", "bf16", "16"),
+    "precision": ("32", "bf16", "16", "32-true", "bf16-mixed", "16-mixed"),
     "split": ("train", "test"),
 }
 
@@ -78,6 +79,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--overwrite", action="store_true", help="replace an earlier run's files in --out"
     )
     helps = _setting_help()
+    choices = {**_CHOICES, "arch": tuple(architectures())}
     for name in RunSettings.names():
         if name == "data":
             continue
@@ -91,7 +93,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if name in ("lr_g", "lr_d", "r1_gamma", "ema_decay", "beta1", "beta2"):
             kind = float
         train.add_argument(
-            flag, type=kind, default=None, choices=_CHOICES.get(name), help=text, metavar=None
+            flag, type=kind, default=None, choices=choices.get(name), help=text, metavar=None
         )
     train.set_defaults(run=train_command)
 
