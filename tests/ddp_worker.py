@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from ganlib import DCGAN, Trainer
 from ganlib.callbacks import Callback, MetricsLogger, ModelCheckpoint, SampleGrid
@@ -65,6 +66,12 @@ def main() -> None:
         },
         probe / f"rank{rank}.pt",
     )
+    # Leave together and take the process group down before the interpreter does: a
+    # gloo group torn down by interpreter finalisation can abort ("terminate called
+    # without an active exception") while the other rank is still writing.
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
