@@ -54,7 +54,7 @@ class RunSettings:
 
     Attributes:
         data: A folder of images (searched recursively; subfolders are the classes of
-            a conditional run), or ``mnist`` / ``fashion-mnist``.
+            a conditional run), or ``mnist`` / ``fashion-mnist`` / ``stacked-mnist``.
         out: The run folder.
         data_dir: Where named data sets are read (and downloaded, where online).
         split: ``train`` or ``test`` for named data sets.
@@ -149,7 +149,9 @@ class RunSettings:
         if unknown:
             raise ValueError(f"{source}: unknown settings {unknown}; known: {cls.names()}")
         if "data" not in values:
-            raise ValueError(f"{source}: `data` is required (a folder, mnist or fashion-mnist)")
+            raise ValueError(
+                f"{source}: `data` is required (a folder, mnist, fashion-mnist or stacked-mnist)"
+            )
         settings = cls(data=str(values["data"]))
         for name, value in values.items():
             default = getattr(settings, name)

@@ -1,5 +1,5 @@
 """``ganlib train DATA --out runs/NAME``: a GAN on a folder of images (or mnist,
-fashion-mnist) from one command; ``--config run.toml`` gives the same settings from a
+fashion-mnist, stacked-mnist) from one command; ``--config run.toml`` gives the same settings from a
 file (flags win); ``--resume runs/NAME`` continues a run from its folder alone."""
 
 from __future__ import annotations
@@ -65,13 +65,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     defaults = RunSettings(data="")
     train = commands.add_parser(
         "train",
-        help="train a GAN on a folder of images, mnist or fashion-mnist",
+        help="train a GAN on a folder of images, mnist, fashion-mnist or stacked-mnist",
         description="Train a GAN and write a run folder: config.toml, sample grids, "
         "metrics.csv, loss_curve.png, checkpoints/. A new run refuses a folder that holds "
         "another run's files: --resume it, --overwrite it, or choose another --out.",
     )
     train.add_argument(
-        "data", nargs="?", default=None, help="a folder of images, mnist or fashion-mnist"
+        "data",
+        nargs="?",
+        default=None,
+        help="a folder of images, mnist, fashion-mnist or stacked-mnist",
     )
     train.add_argument("--config", type=Path, help="a TOML file of settings ([run] table)")
     train.add_argument("--resume", type=Path, help="a run folder to continue (its config.toml)")
@@ -121,7 +124,9 @@ def settings_from(args: argparse.Namespace) -> tuple[RunSettings, bool]:
         given["data"] = args.data
     values = {**base, **given}
     if "data" not in values:
-        raise ValueError("DATA is required: a folder of images, mnist or fashion-mnist")
+        raise ValueError(
+            "DATA is required: a folder of images, mnist, fashion-mnist or stacked-mnist"
+        )
     settings = RunSettings.from_dict(values, source)
     if not 0.0 <= settings.ema_decay < 1.0:
         raise ValueError(f"--ema-decay must be in [0, 1), got {settings.ema_decay}")
@@ -148,6 +153,7 @@ def train_command(args: argparse.Namespace) -> int:
         download=settings.download,
         image_size=settings.image_size,
         channels=settings.channels,
+        conditional=settings.conditional,
     )
     settings.image_size, settings.channels = data.image_size, data.channels
     trainer = build_trainer(settings, num_classes=data.num_classes, overwrite=args.overwrite)

@@ -1,0 +1,91 @@
+"""Stacked MNIST: the data set (deterministic, modes right) and the named run data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from ganlib.cli import main
+from ganlib.data import STACKED_MNIST_MODES, fake_mnist, load_stacked_mnist, stack_mnist
+from ganlib.data.sources import load_run_data
+
+
+def _digit_images(digits: Tensor) -> Tensor:
+    """One flat (N, 1, 28, 28) image per digit, its brightness encoding the digit."""
+    return (digits.float() / 4.5 - 1).view(-1, 1, 1, 1).expand(-1, 1, 28, 28).clone()
+
+
+def test_stack_mnist_is_seeded_and_labels_each_image_by_its_channels():
+    labels = torch.arange(50) % 10
+    images = _digit_images(labels)
+    stacked, modes = stack_mnist(images, labels, num_samples=300, seed=3)
+    assert stacked.shape == (300, 3, 28, 28) and modes.shape == (300,)
+    assert modes.dtype == torch.long and int(modes.min()) >= 0 and int(modes.max()) <= 999
+    # Channel i of image n is digit (mode // 10**(2-i)) % 10, as its brightness says.
+    digits = ((stacked.mean((2, 3)) + 1) * 4.5).round().long()  # (300, 3)
+    assert torch.equal(digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2], modes)
+    again, modes_again = stack_mnist(images, labels, num_samples=300, seed=3)
+    assert torch.equal(stacked, again) and torch.equal(modes, modes_again)
+    other, _ = stack_mnist(images, labels, num_samples=300, seed=4)
+    assert not torch.equal(stacked, other)
+
+
+def test_stack_mnist_draws_channels_independently():
+    labels = torch.arange(1000) % 10
+    _, modes = stack_mnist(_digit_images(labels), labels, num_samples=20_000)
+    counts = torch.bincount(modes, minlength=1000)
+    assert int((counts > 0).sum()) == 1000  # 20 per mode expected; none missed
+    for place in (100, 10, 1):  # each channel's digit is uniform on its own
+        share = torch.bincount((modes // place) % 10, minlength=10).double() / len(modes)
+        assert float((share - 0.1).abs().max()) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("images", "labels", "kwargs", "match"),
+    [
+        (torch.zeros(4, 3, 28, 28), torch.zeros(4, dtype=torch.long), {}, r"\(N, 1, 28, 28\)"),
+        (torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long), {}, r"shaped \(4,\)"),
+        (torch.zeros(4, 1, 28, 28), torch.full((4,), 10), {}, "digits in 0..9"),
+        (torch.zeros(4, 1, 28, 28), torch.zeros(4), {}, "integer digits"),
+        (torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), {"num_samples": 0}, ">= 1"),
+    ],
+)
+def test_stack_mnist_names_what_is_wrong(images, labels, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        stack_mnist(images, labels, **kwargs)
+
+
+def test_load_stacked_mnist_reads_an_mnist_split(tmp_path):
+    fake_mnist(tmp_path, count=40)
+    images, modes = load_stacked_mnist(tmp_path, "test", num_samples=100, download=False)
+    assert images.shape == (100, 3, 28, 28) and images.dtype == torch.float32
+    assert float(images.min()) >= -1 and float(images.max()) <= 1
+    assert modes.shape == (100,)
+
+
+def test_stacked_mnist_is_a_named_run_data_set(tmp_path):
+    fake_mnist(tmp_path, count=40)
+    data = load_run_data("stacked-mnist", data_dir=tmp_path, download=False)
+    assert (data.image_size, data.channels, data.num_classes) == (28, 3, STACKED_MNIST_MODES)
+    assert data.images.shape == (60_000, 3, 28, 28) and data.labels is not None
+    assert data.fingerprint == {
+        "source": "stacked-mnist",
+        "split": "train",
+        "images": 60_000,
+        "size": 28,
+        "channels": 3,
+        "seed": 0,
+    }
+    assert data.for_fit(False) is data.images
+    with pytest.raises(ValueError, match=r"28x28 with 3 channels: .* got image_size=32"):
+        load_run_data("stacked-mnist", data_dir=tmp_path, download=False, image_size=32)
+
+
+def test_a_conditional_stacked_mnist_run_is_refused(tmp_path, capsys):
+    with pytest.raises(ValueError, match="conditional run over its 1000 modes is not supported"):
+        load_run_data("stacked-mnist", data_dir=tmp_path, conditional=True)
+    argv = ["train", "stacked-mnist", "--conditional", "--data-dir", str(tmp_path)]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert "leave --conditional off" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
