@@ -1,19 +1,31 @@
-"""Stacked MNIST: the data set (deterministic, modes right) and the named run data."""
+"""Stacked MNIST: the data set (deterministic, modes right), the named run data, and the
+mode count (exact on known images; real stacks cover the 1,000 modes)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganlib.cli import main
 from ganlib.data import STACKED_MNIST_MODES, fake_mnist, load_stacked_mnist, stack_mnist
 from ganlib.data.sources import load_run_data
+from ganlib.metrics import stacked_mnist_modes
 
 
 def _digit_images(digits: Tensor) -> Tensor:
     """One flat (N, 1, 28, 28) image per digit, its brightness encoding the digit."""
     return (digits.float() / 4.5 - 1).view(-1, 1, 1, 1).expand(-1, 1, 28, 28).clone()
+
+
+class BrightnessClassifier(nn.Module):
+    """Reads the digit _digit_images encoded: logits one-hot at that digit."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        digits = ((images.mean((1, 2, 3)) + 1) * 4.5).round().long()
+        return nn.functional.one_hot(digits, 10).float()
 
 
 def test_stack_mnist_is_seeded_and_labels_each_image_by_its_channels():
@@ -89,3 +101,66 @@ def test_a_conditional_stacked_mnist_run_is_refused(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "run")]) == 2
     assert "leave --conditional off" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_mode_count_and_kl_of_known_images():
+    classifier = BrightnessClassifier()
+    triples = torch.cartesian_prod(*[torch.arange(10)] * 3)  # (1000, 3): every mode once
+    every = _digit_images(triples.flatten()).view(1000, 3, 28, 28)
+    result = stacked_mnist_modes(every, classifier, batch_size=64)
+    assert result == {"modes": 1000, "kl_to_uniform": 0.0, "num_samples": 1000}
+    # Half the images in mode 0 (digits 0, 0, 0), half spread over the other 999 once.
+    skewed = torch.cat([every[:1].expand(999, -1, -1, -1), every[1:]])
+    result = stacked_mnist_modes(skewed, classifier)
+    expected = 0.5 * math.log(0.5 * 1000) + 999 * (1 / 1998) * math.log(1000 / 1998)
+    assert result["modes"] == 1000 and result["num_samples"] == 1998
+    assert result["kl_to_uniform"] == pytest.approx(expected, rel=1e-12)
+    # The mode is red * 100 + green * 10 + blue: (7, 2, 5) is mode 725, not 527.
+    one = _digit_images(torch.tensor([7, 2, 5])).view(1, 3, 28, 28)
+    batches = [one.expand(3, -1, -1, -1), every[725:726]]
+    assert stacked_mnist_modes(batches, classifier)["modes"] == 1
+
+
+def test_a_collapsed_generator_covers_one_mode_with_kl_ln_1000():
+    image = torch.rand(1, 3, 28, 28) * 2 - 1
+    result = stacked_mnist_modes(image.expand(300, -1, -1, -1))  # the shipped classifier
+    assert result["modes"] == 1 and result["num_samples"] == 300
+    assert result["kl_to_uniform"] == pytest.approx(math.log(1000), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("images", "kwargs", "match", "error"),
+    [
+        (
+            torch.zeros(4, 1, 28, 28),
+            {},
+            r"must be shaped \(N, 3, 28, 28\), got \(4, 1, 28, 28\)",
+            ValueError,
+        ),
+        ([torch.zeros(4, 3, 32, 32)], {}, r"\(N, 3, 28, 28\), got \(4, 3, 32, 32\)", ValueError),
+        (torch.zeros(4, 3, 28, 28, dtype=torch.uint8), {}, "floating point", ValueError),
+        (torch.full((4, 3, 28, 28), 2.0), {}, r"\[-1, 1\]", ValueError),
+        (torch.full((4, 3, 28, 28), float("nan")), {}, "NaN", ValueError),
+        (torch.zeros(0, 3, 28, 28), {}, "empty", ValueError),
+        ([], {}, "empty", ValueError),
+        (torch.zeros(4, 3, 28, 28), {"batch_size": 0}, "`batch_size` must be >= 1", ValueError),
+    ],
+)
+def test_mode_count_names_what_is_wrong(images, kwargs, match, error):
+    with pytest.raises(error, match=match):
+        stacked_mnist_modes(images, BrightnessClassifier(), **kwargs)
+
+
+def test_real_stacked_mnist_covers_every_mode_with_kl_near_zero(mnist_root):
+    images, modes = load_stacked_mnist(mnist_root, "train", download=False)
+    real = stacked_mnist_modes(images[:25_600])  # the shipped classifier, 76,800 digits
+    assert real["num_samples"] == 25_600
+    assert real["modes"] >= 995
+    # Sampling alone puts ~(1000 - 1) / (2 * 25,600) = 0.02 nats between a finite sample
+    # and uniform; MNIST's unequal digit frequencies add ~0.005; PacGAN2 reports 0.06.
+    assert real["kl_to_uniform"] < 0.04
+    # The classifier's errors (~0.5% of digits) barely move it from the true modes' KL.
+    share = torch.bincount(modes[:25_600], minlength=1000).double() / 25_600
+    assert int((share > 0).sum()) == 1000
+    true_kl = float((share * (share * 1000).log()).sum())
+    assert real["kl_to_uniform"] == pytest.approx(true_kl, abs=0.005)
