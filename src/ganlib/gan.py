@@ -17,7 +17,6 @@ adapted to the contract by [`as_gan`][ganlib.gan.as_gan].
 from __future__ import annotations
 
 import inspect
-
 from collections.abc import Callable
 from typing import Any, ClassVar
 
