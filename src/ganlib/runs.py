@@ -288,8 +288,10 @@ def build_trainer(
     betas = (settings.beta1, settings.beta2)
     return Trainer(
         gan,
-        loss=get_loss(  # type: ignore[arg-type]
-            settings.loss, r1_gamma=settings.r1_gamma, r1_every=settings.r1_every
+        loss=get_loss(
+            settings.loss,  # type: ignore[arg-type]
+            r1_gamma=settings.r1_gamma,
+            r1_every=settings.r1_every,
         ),
         augment=settings.augment,
         g_optimizer=torch.optim.Adam(gan.generator.parameters(), lr=settings.lr_g, betas=betas),
