@@ -1,6 +1,7 @@
 """``ganlib train DATA --out runs/NAME``: a GAN on a folder of images (or mnist,
-fashion-mnist, stacked-mnist) from one command; ``--config run.toml`` gives the same settings from a
-file (flags win); ``--resume runs/NAME`` continues a run from its folder alone."""
+fashion-mnist, stacked-mnist) from one command; ``--config run.toml`` gives the same
+settings from a file (flags win); ``--resume runs/NAME`` continues a run from its folder
+alone."""
 
 from __future__ import annotations
 
