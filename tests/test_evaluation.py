@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+import ganlib.runs
 from ganlib import DCGAN, Trainer
 from ganlib.callbacks import (
     EMA,
@@ -22,7 +23,12 @@ from ganlib.callbacks import (
     ProgressBar,
 )
 from ganlib.checkpoint import load_checkpoint
+from ganlib.cli import main
+from ganlib.data import DataNotFoundError, fake_mnist, load_mnist
+from ganlib.data.sources import load_run_data
 from ganlib.metrics import FeatureStats, class_scores, embed, frechet_distance
+from ganlib.metrics.mnist_classifier import default_weights_path
+from ganlib.runs import RunSettings, callbacks_for, evaluation_for
 from ganlib.sampling import sample_images
 from ganlib.seeding import evaluation_seed
 from ganlib.step import METRIC_NAMES
@@ -466,3 +472,85 @@ def test_an_evaluation_scores_the_weights_of_its_step(use_ema):
     _, source = ev._sampler(trainer)
     assert source == ("ema" if use_ema else "generator")
     assert ev.history["fd"] == [ev.evaluate(trainer)["fd"]]  # (no step since)
+
+
+# ------------------------------------------------------------------ wiring
+
+
+def mnist_settings(root, **kwargs) -> RunSettings:
+    values = dict(data_dir=str(root), download=False, image_size=28, channels=1)
+    return RunSettings(data="mnist", out=str(root / "run"), **{**values, **kwargs})
+
+
+def test_mnist_runs_evaluate_by_default_and_keep_the_best_fd(tmp_path, ganlib_records, monkeypatch):
+    fake_mnist(tmp_path, count=30)
+    callbacks = callbacks_for(mnist_settings(tmp_path, early_stop=3))
+    (ev,) = [c for c in callbacks if isinstance(c, Evaluation)]
+    assert (ev.every_n_steps, ev.num_samples, ev.patience, ev.at_end) == (1000, 2000, 3, True)
+    assert ev.head is not None and ev.score_names() == (
+        "fd",
+        "diversity",
+        "classes_covered",
+        "kl_to_uniform",
+    )
+    assert torch.equal(ev._reference, load_mnist(tmp_path, "test", download=False)[0])
+    (saver,) = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
+    assert (saver.monitor, saver.mode) == ("fd", "min")
+
+    # Without the test split (torchvision wants both; fashion-mnist's may lack it): the train
+    # split, with a notice.
+    def without_test(data, *, split, **kwargs):
+        if split == "test":
+            raise DataNotFoundError("no test split here")
+        return load_run_data(data, split=split, **kwargs)
+
+    monkeypatch.setattr(ganlib.runs, "load_run_data", without_test)
+    (ev,) = [c for c in callbacks_for(mnist_settings(tmp_path)) if isinstance(c, Evaluation)]
+    assert torch.equal(ev._reference, load_mnist(tmp_path, "train", download=False)[0])
+    assert "no mnist test split" in ganlib_records.text
+
+
+def test_other_data_are_not_evaluated_unless_asked(tmp_path):
+    fake_mnist(tmp_path, count=30)
+    off = mnist_settings(tmp_path, eval_features="none")
+    for settings in (off, RunSettings(data=str(tmp_path)), RunSettings(data="fashion-mnist")):
+        callbacks = callbacks_for(settings)
+        assert not [c for c in callbacks if isinstance(c, Evaluation)]
+        assert next(c for c in callbacks if isinstance(c, ModelCheckpoint)).monitor is None
+    weights = str(default_weights_path())  # a classifier of the MNIST architecture, by file
+    assert evaluation_for(mnist_settings(tmp_path, eval_features=weights)) is not None
+    with pytest.raises(ValueError, match=r"`eval_features` 'mnist' scores 28x28 grayscale mnist"):
+        evaluation_for(RunSettings(data=str(tmp_path), eval_features="mnist"))
+    with pytest.raises(ValueError, match=r"must be auto, mnist, none or a classifier weights"):
+        evaluation_for(mnist_settings(tmp_path, eval_features="inception"))
+
+
+def test_ganlib_train_mnist_logs_scores_and_keeps_best_ckpt(tmp_path, capsys):
+    fake_mnist(tmp_path, count=20)
+    run = tmp_path / "run"
+    flags = ["--width", "4", "--latent-dim", "8", "--batch-size", "10", "--device", "cpu"]
+    flags += ["--max-steps", "3", "--eval-every", "2", "--eval-samples", "40"]
+    assert (
+        main(
+            [
+                "train",
+                "mnist",
+                "--data-dir",
+                str(tmp_path),
+                "--no-download",
+                "--out",
+                str(run),
+                *flags,
+            ]
+        )
+        == 0
+    )
+    with (run / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["step"] for r in rows if r["fd"]] == ["2", "3"]  # every 2 steps, and the last
+    best = load_checkpoint(run / "checkpoints" / "best.ckpt")["state"]
+    assert best["metrics"]["fd"] == min(float(r["fd"]) for r in rows if r["fd"])
+    assert "; best fd " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "mnist", "--eval-samples", "1"])
+    assert "--eval-samples: must be >= 2, got 1" in capsys.readouterr().err
