@@ -69,9 +69,13 @@ class RunSettings:
         arch: A registered architecture (``ganlib.gan.architectures()``).
         latent_dim: Latent size.
         width: Feature channels next to the image.
+        spectral_norm: Spectral normalisation in D (DCGAN; ResNetGAN's D always has it).
         conditional: Train on the data's classes (folder subfolders, digits).
         loss: ``bce``, ``hinge``, ``wgan-gp`` or ``lsgan``.
         r1_gamma: Weight of an R1 penalty, or ``None``.
+        r1_every: Compute R1 every this many D updates, scaled to match (lazy R1).
+        augment: A DiffAugment policy on all D sees (``translation,cutout,color``), or
+            ``None``.
         lr_g: Generator learning rate.
         lr_d: Discriminator learning rate.
         beta1: Adam's first beta.
@@ -116,9 +120,12 @@ class RunSettings:
     arch: str = "dcgan"
     latent_dim: int = 100
     width: int = 64
+    spectral_norm: bool = False
     conditional: bool = False
     loss: str = "bce"
     r1_gamma: float | None = None
+    r1_every: int = 1
+    augment: str | None = None
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -294,11 +301,18 @@ def build_trainer(
         if num_classes is None:
             raise ValueError("a conditional run needs data with classes (subfolders, digits)")
         config["num_classes"] = num_classes
+    if settings.spectral_norm:
+        config["spectral_norm"] = True
     gan = build_gan(settings.arch, config)
     betas = (settings.beta1, settings.beta2)
     return Trainer(
         gan,
-        loss=get_loss(settings.loss, r1_gamma=settings.r1_gamma),  # type: ignore[arg-type]
+        loss=get_loss(
+            settings.loss,  # type: ignore[arg-type]
+            r1_gamma=settings.r1_gamma,
+            r1_every=settings.r1_every,
+        ),
+        augment=settings.augment,
         g_optimizer=torch.optim.Adam(gan.generator.parameters(), lr=settings.lr_g, betas=betas),
         d_optimizer=torch.optim.Adam(gan.discriminator.parameters(), lr=settings.lr_d, betas=betas),
         d_steps=settings.d_steps,

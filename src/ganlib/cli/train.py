@@ -30,6 +30,7 @@ _TYPES: dict[str, Any] = {
     "epochs": positive_int,
     "max_steps": positive_int,
     "d_steps": positive_int,
+    "r1_every": positive_int,
     "seed": non_negative_int,
     "num_workers": non_negative_int,
     "grid_every": positive_int,
