@@ -15,7 +15,13 @@ from typing_extensions import override
 
 from .._logging import logger
 from .._validation import check_int
-from ..metrics import FeatureStats, class_scores, embed, frechet_distance
+from ..metrics import (
+    FeatureStats,
+    class_scores,
+    embed,
+    frechet_distance,
+    load_mnist_classifier,
+)
 from ..sampling import preserved_state, sample_images
 from ..seeding import capture_rng_state, evaluation_seed, restore_rng_state
 from .base import Callback
@@ -183,7 +189,8 @@ class Evaluation(Callback):
         self.min_delta = float(min_delta)
         if mode not in ("min", "max"):
             raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
-        names = ["fd", "diversity"] + (["classes_covered", "kl_to_uniform"] if head else [])
+        names = ["fd", "diversity"]
+        names += ["classes_covered", "kl_to_uniform"] if head is not None else []
         if monitor not in names:
             raise ValueError(f"`monitor` must be one of {names} here, got {monitor!r}")
         if use_ema not in (True, False, "auto"):
@@ -222,8 +229,6 @@ class Evaluation(Callback):
                 one, say); the shipped ones when ``None``.
             kwargs: The other [`Evaluation`][ganlib.callbacks.Evaluation] arguments.
         """
-        from ..metrics import load_mnist_classifier
-
         classifier = load_mnist_classifier(weights)
         evaluation = cls(classifier.embed, reference, head=classifier.head, **kwargs)
         evaluation._owned = classifier
