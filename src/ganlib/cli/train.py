@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..callbacks import Evaluation
 from ..data.sources import load_run_data
 from ..gan import architectures
 from ..runfolder import RunFolderError, refuse_clobbering
@@ -39,6 +40,9 @@ _TYPES: dict[str, Any] = {
     "grid_samples": positive_int,
     "grid_nrow": positive_int,
     "progress_every": positive_int,
+    "eval_every": positive_int,
+    "eval_samples": int_at_least(2),
+    "early_stop": positive_int,
 }
 _CHOICES = {
     "loss": ("bce", "hinge", "wgan-gp", "lsgan"),
@@ -196,8 +200,12 @@ def train_command(args: argparse.Namespace) -> int:
         },
     )
     shown = {k: round(v, 4) for k, v in state.metrics.items() if k in METRIC_NAMES}
+    evaluation = trainer.callback(Evaluation)
+    best = ""
+    if isinstance(evaluation, Evaluation) and evaluation.best is not None:
+        best = f"; best fd {evaluation.best:.4g} at step {evaluation.best_step} (best.ckpt)"
     print(
-        f"done: {state.step} steps in {seconds:.1f}s; {shown}; sample it with: "
+        f"done: {state.step} steps in {seconds:.1f}s; {shown}{best}; sample it with: "
         f"ganlib sample {out}{' --ema' if settings.ema else ''}"
     )
     return 0
