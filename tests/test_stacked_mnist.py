@@ -152,15 +152,19 @@ def test_mode_count_names_what_is_wrong(images, kwargs, match, error):
 
 
 def test_real_stacked_mnist_covers_every_mode_with_kl_near_zero(mnist_root):
+    # 8,000 stacks (24,000 digits through the classifier) keep the suite quick; the
+    # benchmark counts 26,000 as the papers do.
+    count = 8_000
     images, modes = load_stacked_mnist(mnist_root, "train", download=False)
-    real = stacked_mnist_modes(images[:25_600])  # the shipped classifier, 76,800 digits
-    assert real["num_samples"] == 25_600
-    assert real["modes"] >= 995
-    # Sampling alone puts ~(1000 - 1) / (2 * 25,600) = 0.02 nats between a finite sample
-    # and uniform; MNIST's unequal digit frequencies add ~0.005; PacGAN2 reports 0.06.
-    assert real["kl_to_uniform"] < 0.04
-    # The classifier's errors (~0.5% of digits) barely move it from the true modes' KL.
-    share = torch.bincount(modes[:25_600], minlength=1000).double() / 25_600
-    assert int((share > 0).sum()) == 1000
-    true_kl = float((share * (share * 1000).log()).sum())
-    assert real["kl_to_uniform"] == pytest.approx(true_kl, abs=0.005)
+    real = stacked_mnist_modes(images[:count])  # the shipped classifier
+    assert real["num_samples"] == count
+    share = torch.bincount(modes[:count], minlength=1000).double() / count
+    true_modes = int((share > 0).sum())
+    assert true_modes >= 990  # 8 per mode on average: a few may be missing from the draw
+    # The classifier's errors (~0.5% of digits) barely move the count or the KL, which
+    # here is mostly sampling: ~(1000 - 1) / (2 * 8,000) = 0.06 nats from uniform.
+    assert abs(real["modes"] - true_modes) <= 5
+    present = share[share > 0]
+    true_kl = float((present * (present * 1000).log()).sum())
+    assert real["kl_to_uniform"] == pytest.approx(true_kl, abs=0.01)
+    assert real["kl_to_uniform"] < 0.1
