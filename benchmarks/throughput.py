@@ -7,14 +7,19 @@ In one process, alternating round by round so that machine noise hits all three
 alike: (a) the recipe's loop written out by hand (same networks, same data held in
 memory as one tensor), (b) ``Trainer`` with its defaults, (c) ``Trainer(fast=True)``.
 --pieces adds each piece of the fast path alone (bf16 autocast, channels_last,
-torch.compile) and, as fast+compile, the fast path with compile forced on (on a CPU
-in fp32 the fast path does not compile). Prints images/s, the median step time, peak
-memory and the ratio of each variant's throughput to (a); then each variant's
-arithmetic (FLOPs of one step, counted by torch.utils.flop_counter) against the
-machine's measured fp32 matmul peak, and from those the ceiling: the most any fp32
-fast path could beat (a) by. On CPU it also profiles (c)'s steps and prints the
-share of the step its convolutions take, and so what (c) could reach if all else
-were free.
+torch.compile), as fast+compile the fast path with compile forced on (on a CPU in fp32 the
+fast path does not compile), and as fast-fp32 the fast path in fp32 (what it does on a
+CPU without native bf16, such as an AVX2-only one).
+
+Prints, per variant: the median step time, images/s, peak memory, the ratio of its
+throughput to (a), its arithmetic (FLOPs of one step, counted by torch.utils.flop_counter)
+against the machine's measured fp32 matmul peak, this process's CPU time per step and
+its ratio to (a) (all threads together; the steadier figure where other work shares the
+machine, since it counts only the time this process ran), and what it ran with (for the
+Trainers, their ``Runtime``: precision, compile, channels_last, fused Adam, data on the
+device). Then the fp32 ceiling: the most any fp32 fast path could beat (a) by. On
+CPU it also profiles (c)'s steps and prints the share of the step its convolutions take,
+and so what (c) could reach if all else were free.
 --full-run also times the recipe's whole run (2,000 steps of 50) with the fast path.
 """
 
@@ -87,6 +92,9 @@ class RecipeLoop:
             times.append(time.perf_counter() - started)
         return times
 
+    def describe(self) -> str:
+        return "precision 32, compile off, channels_last off (the recipe's script)"
+
 
 class StepTimer(Callback):
     """Seconds per step, measured from one step's end to the next (data included)."""
@@ -126,20 +134,27 @@ class TrainerRun:
         self.trainer.fit(self.images, batch_size=batch_size, shuffle=False)
         return self.timer.times
 
+    def describe(self) -> str:
+        """What the Trainer ran with (its ``Runtime``)."""
+        return self.trainer.runtime.summary()
+
 
 def measure(
     runners: dict[str, Any], args: argparse.Namespace, device: torch.device
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     for name, runner in runners.items():  # compile, cudnn autotune, allocator warm-up
         print(f"warming up {name} ({args.warmup} steps)...", flush=True)
         runner.run(args.warmup, args.batch_size)
     times: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
     peak: dict[str, float] = dict.fromkeys(runners, float("nan"))
     for round_index in range(args.rounds):
         for name, runner in runners.items():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
+            cpu_started = time.process_time()
             times[name] += runner.run(args.steps, args.batch_size)
+            cpu[name].append((time.process_time() - cpu_started) / args.steps)
             if device.type == "cuda":
                 used = torch.cuda.max_memory_allocated(device) / 2**20
                 peak[name] = max(used, 0 if peak[name] != peak[name] else peak[name])
@@ -149,6 +164,7 @@ def measure(
             "median_ms": statistics.median(values) * 1e3,
             "images_per_s": args.batch_size / statistics.median(values),
             "peak_mib": peak[name],
+            "cpu_ms": statistics.median(cpu[name]) * 1e3,
         }
         for name, values in times.items()
     }
@@ -203,22 +219,23 @@ def full_run(gan: DCGAN, images: torch.Tensor, device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def report(device: torch.device, results: dict[str, dict[str, float]], peak: float) -> str:
+def report(device: torch.device, results: dict[str, dict[str, Any]], peak: float) -> str:
     base = results["a_recipe_loop"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [
         f"device: {device} ({name}, {torch.get_num_threads()} threads), torch {torch.__version__}",
         f"fp32 matmul peak (best 2048^3 product): {peak / 1e9:.0f} GFLOP/s",
         "| variant | median step (ms) | images/s | peak memory (MiB) | ratio to (a) "
-        "| GFLOP/step | % of fp32 matmul peak |",
-        "|---|---|---|---|---|---|---|",
+        "| GFLOP/step | % of fp32 matmul peak | CPU time (ms/step) | CPU-time ratio | ran with |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         achieved = r["flops"] / (r["median_ms"] / 1e3)
         lines.append(
             f"| {name} | {r['median_ms']:.1f} | {r['images_per_s']:.0f} | "
             f"{r['peak_mib']:.0f} | {r['images_per_s'] / base['images_per_s']:.3f} | "
-            f"{r['flops'] / 1e9:.1f} | {100 * achieved / peak:.0f}% |"
+            f"{r['flops'] / 1e9:.1f} | {100 * achieved / peak:.0f}% | {r['cpu_ms']:.1f} | "
+            f"{base['cpu_ms'] / r['cpu_ms']:.3f} | {r['ran_with']} |"
         )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines.append(f"process peak RSS: {rss:.0f} MiB (CPU memory is not split per variant)")
@@ -252,7 +269,7 @@ def main() -> int:
     parser.add_argument(
         "--pieces",
         nargs="?",
-        const="bf16,channels_last,compile,fast+compile",
+        const="bf16,channels_last,compile,fast+compile,fast-fp32",
         default="",
         help="also time pieces of the fast path alone (comma list; all when bare)",
     )
@@ -276,6 +293,7 @@ def main() -> int:
         "channels_last": {"channels_last": True},
         "compile": {"compile": True},
         "fast+compile": {"fast": True, "compile": True},  # compile on top, where not default
+        "fast-fp32": {"fast": True, "precision": "32"},  # the fast path where bf16 is not native
     }
     for piece in args.pieces.split(",") if args.pieces else []:  # each piece alone
         makers[f"p_{piece}"] = trainer(**pieces[piece])
@@ -283,6 +301,7 @@ def main() -> int:
     results = measure(runners, args, device)
     for name, runner in runners.items():
         results[name]["flops"] = step_flops(runner, args.batch_size)
+        results[name]["ran_with"] = runner.describe()
     if device.type == "cpu" and "c_trainer_fast" in runners:
         results["c_trainer_fast"]["conv_share"] = convolution_share(
             runners["c_trainer_fast"], args.batch_size

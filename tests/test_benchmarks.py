@@ -10,8 +10,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO_ROOT
+from ganlib.runtime import Runtime
 
 
 def test_throughput_benchmark_prints_its_table_and_ceiling():
@@ -29,6 +31,13 @@ def test_throughput_benchmark_prints_its_table_and_ceiling():
     flops = {name: float(row.split("|")[6]) for name, row in rows.items()}
     assert flops["a_recipe_loop"] > flops["b_trainer"] > 0
     assert flops["c_trainer_fast"] == pytest.approx(flops["b_trainer"], rel=0.01)
+    # Each row says what it ran with: the Trainer's from its Runtime.
+    ran_with = {name: row.split("|")[10].strip() for name, row in rows.items()}
+    cpu = torch.device("cpu")
+    assert ran_with["a_recipe_loop"].startswith("precision 32, compile off, channels_last off")
+    assert ran_with["b_trainer"] == Runtime.resolve(cpu).summary()
+    assert ran_with["c_trainer_fast"] == Runtime.resolve(cpu, fast=True).summary()
+    assert "channels_last on" in ran_with["c_trainer_fast"]
     assert re.search(r"no fp32 fast path beats \(a\) by more than \d+\.\d+x", result.stdout)
     assert re.search(r"convolutions alone: \d+% of \(c\)'s step", result.stdout)
 

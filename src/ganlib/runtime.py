@@ -235,10 +235,10 @@ class Runtime:
         if self.cudnn_benchmark:
             torch.backends.cudnn.benchmark = True
 
-    def describe(self) -> str:
-        """One line: what was chosen, and why."""
+    def summary(self) -> str:
+        """What was chosen, without the device and the reasons: ``"precision bf16,
+        compile on, channels_last on, data on the device"``."""
         fields = [
-            f"device {self.device}",
             f"precision {self.precision}",
             f"compile {'on' if self.compile else 'off'}",
             f"channels_last {'on' if self.channels_last else 'off'}",
@@ -249,5 +249,9 @@ class Runtime:
             fields.append("cudnn.benchmark")
         if self.preload:
             fields.append("data on the device")
+        return ", ".join(fields)
+
+    def describe(self) -> str:
+        """One line: what was chosen, and why."""
         why = f" ({'; '.join(self.reasons)})" if self.reasons else ""
-        return "runtime: " + ", ".join(fields) + why
+        return f"runtime: device {self.device}, {self.summary()}{why}"
