@@ -33,6 +33,7 @@ from ganlib.cli import main as ganlib_main
 from ganlib.data import load_stacked_mnist
 from ganlib.metrics import load_mnist_classifier, stacked_mnist_modes
 from ganlib.sampling import sample_images, save_grid
+from score_run import find_checkpoint, run_folder  # (this folder: one copy of the run lookup)
 
 SCORED_BY = "benchmarks/stacked_mnist.py"
 # Quoted from issue 17, which quotes PacGAN's table (VEEGAN's setup: 25,600+ samples,
@@ -61,20 +62,9 @@ def train(args: argparse.Namespace) -> Path:
     return args.out
 
 
-def find_checkpoint(run: Path) -> Path:
-    """The checkpoint a run folder ends with, or ``run`` itself when it is a file."""
-    if run.is_file():
-        return run
-    for candidate in (run / "checkpoints" / "last.ckpt", run / "last.ckpt"):
-        if candidate.is_file():
-            return candidate
-    raise CheckpointError(f"{str(run)!r} is neither a checkpoint nor a run folder with one")
-
-
 def score(run: Path, args: argparse.Namespace) -> dict[str, Any]:
     checkpoint = find_checkpoint(run)
-    parent = checkpoint.parent
-    folder = parent.parent if parent.name == "checkpoints" else parent
+    folder = run_folder(checkpoint)
     state = load_checkpoint(checkpoint).get("state", {})
     gan = load_gan(checkpoint)
     if gan.image_shape != (3, 28, 28):

@@ -7,7 +7,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_choice", "check_int", "check_positive_float"]
+__all__ = ["check_batch_shape", "check_choice", "check_int", "check_positive_float"]
 
 
 def check_int(name: str, value: Any, minimum: int | None = None) -> int:
@@ -49,3 +49,22 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}")
     return str(value)
+
+
+def check_batch_shape(value: Any, trailing: tuple[int, ...], described: str) -> Any:
+    """Return ``value`` if it is a tensor shaped ``(N, *trailing)``.
+
+    Raises:
+        ValueError: ``"{described} shaped (N, ...), got {shape}"``.
+    """
+    from torch import Tensor
+
+    if (
+        not isinstance(value, Tensor)
+        or tuple(value.shape[1:]) != trailing
+        or (value.dim() != len(trailing) + 1)
+    ):
+        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        rule = ", ".join(map(str, trailing))
+        raise ValueError(f"{described} shaped (N, {rule}), got {shape}")
+    return value

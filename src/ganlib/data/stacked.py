@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .._validation import check_int
+from .._validation import check_batch_shape, check_int
 from .mnist import load_mnist
 
 __all__ = ["STACKED_MNIST_MODES", "load_stacked_mnist", "stack_mnist"]
@@ -46,13 +46,7 @@ def stack_mnist(
             0..9 per image, or ``num_samples`` below 1.
     """
     count = check_int("num_samples", num_samples, 1)
-    if (
-        not isinstance(images, Tensor)
-        or images.dim() != 4
-        or tuple(images.shape[1:]) != (1, 28, 28)
-    ):
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"`images` must be MNIST digits shaped (N, 1, 28, 28), got {shape}")
+    check_batch_shape(images, (1, 28, 28), "`images` must be MNIST digits")
     if not isinstance(labels, Tensor) or tuple(labels.shape) != (len(images),):
         shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(

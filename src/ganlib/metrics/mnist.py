@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_int
+from .._validation import check_batch_shape, check_int
 from ..sampling import sample_images
 from .distances import FeatureStats, frechet_distance
 from .features import embed
@@ -87,13 +87,7 @@ def _checked_batch(images: Tensor, real: bool = False) -> Tensor:
     """An image batch the classifier can score, or a ValueError naming what is wrong.
     ``real`` images (the reference) must also reach the background's -1: real MNIST in
     [0, 1] would otherwise pass."""
-    if (
-        not isinstance(images, Tensor)
-        or images.dim() != 4
-        or tuple(images.shape[1:]) != (1, 28, 28)
-    ):
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"MNIST images must be shaped (N, 1, 28, 28), got {shape}")
+    check_batch_shape(images, (1, 28, 28), "MNIST images must be")
     if not images.is_floating_point():
         raise ValueError(
             f"MNIST images must be floating point in [-1, 1], got dtype {images.dtype} "

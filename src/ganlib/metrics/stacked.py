@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_int
+from .._validation import check_batch_shape, check_int
 from ..data.stacked import STACKED_MNIST_MODES
 from .features import embed
 from .mnist import _checked_batch, _kl_to_uniform
@@ -23,13 +23,7 @@ _PLACES = torch.tensor([100, 10, 1])
 def _as_digits(batches: Iterable[Tensor]) -> Iterator[Tensor]:
     """Each (B, 3, 28, 28) batch as its 3B one-channel digits, checked."""
     for batch in batches:
-        if (
-            not isinstance(batch, Tensor)
-            or batch.dim() != 4
-            or tuple(batch.shape[1:]) != (3, 28, 28)
-        ):
-            shape = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
-            raise ValueError(f"Stacked MNIST `images` must be shaped (N, 3, 28, 28), got {shape}")
+        check_batch_shape(batch, (3, 28, 28), "Stacked MNIST `images` must be")
         if len(batch) == 0:
             continue  # (an empty tensor is refused as a whole by embed)
         yield _checked_batch(batch.reshape(-1, 1, 28, 28))  # (3B, 1, 28, 28): r, g, b, r, ...
