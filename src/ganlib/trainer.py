@@ -80,8 +80,8 @@ class Trainer:
             in bf16 natively (CUDA, CPUs with AVX512-BF16/AMX), else ``"32"``.
         fast: Turn on the fast path (docs/performance.md): tensor data held on the
             device and gathered there, channels_last, bf16 (see ``precision``),
-            ``torch.compile`` of each network's forward (see ``compile``), and on
-            CUDA fused Adam and ``cudnn.benchmark``. Checkpoints are the same as
+            ``torch.compile`` of each network's forward (see ``compile``), fused Adam
+            (CUDA, CPU), and on CUDA ``cudnn.benchmark``. Checkpoints are the same as
             without it.
         compile: ``torch.compile`` each network's forward; ``None``: with ``fast``, where
             it pays back (on CUDA, unless ``fit`` finds the run too short for that), not
