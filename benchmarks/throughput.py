@@ -20,9 +20,11 @@ against the machine's measured fp32 matmul peak, this process's CPU time per ste
 its ratio to (a) (all threads together; the steadier figure where other work shares the
 machine, since it counts only the time this process ran), and what it ran with (for the
 Trainers, the ``Runtime`` fit settled: precision, compile, channels_last, fused Adam, data
-on the device). Then the fp32 ceiling: the most any fp32 fast path could beat (a) by. On
-CPU it also profiles (c)'s steps and prints the share of the step its convolutions take,
-and so what (c) could reach if all else were free.
+on the device). Then the fp32 ceiling: the most any fp32 fast path could beat (a) by at
+the machine's fp32 matmul peak (or why there is none: where its BLAS is below what the
+convolutions reach), and where bf16 is native the same at the bf16 matmul peak. On CPU it
+also profiles (c)'s steps and prints the share of the step its convolutions take, and so
+what (c) could reach if all else were free.
 --full-run also times the recipe's whole run (2,000 steps of 50) with the fast path.
 """
 
@@ -46,6 +48,7 @@ from typing_extensions import override
 
 from ganlib import DCGAN, Callback, Trainer
 from ganlib.device import resolve_device
+from ganlib.runtime import native_bf16
 
 
 def synchronize(device: torch.device) -> None:
@@ -197,10 +200,16 @@ def measure(
     }
 
 
-def matmul_peak(device: torch.device, size: int = 2048, repeat: int = 10) -> float:
-    """The machine's practical fp32 peak in FLOP/s: the best of ``repeat`` timed
-    ``size``-cubed matrix products (what MKL / cuBLAS reach on a large, easy shape)."""
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+def matmul_peak(
+    device: torch.device,
+    size: int = 2048,
+    repeat: int = 10,
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """The machine's practical peak in FLOP/s for ``dtype``: the best of ``repeat`` timed
+    ``size``-cubed matrix products (what MKL / oneDNN / cuBLAS reach on a large, easy
+    shape)."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
     best = float("inf")
@@ -249,7 +258,12 @@ def full_run(gan: DCGAN, images: torch.Tensor, device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def report(device: torch.device, results: dict[str, dict[str, Any]], peak: float) -> str:
+def report(
+    device: torch.device,
+    results: dict[str, dict[str, Any]],
+    peak: float,
+    bf16_peak: float | None = None,
+) -> str:
     base = results["a_recipe_loop"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [
@@ -270,13 +284,27 @@ def report(device: torch.device, results: dict[str, dict[str, Any]], peak: float
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines.append(f"process peak RSS: {rss:.0f} MiB (CPU memory is not split per variant)")
     fast = results.get("c_trainer_fast")
-    if fast is not None:
+    fastest = max(r["flops"] / (r["median_ms"] / 1e3) for r in results.values())
+    if fast is not None and fastest > peak:
+        lines.append(
+            f"fp32 ceiling: none from the matmul: the step's convolutions run at up to "
+            f"{fastest / 1e9:.0f} GFLOP/s here, above the {peak / 1e9:.0f} GFLOP/s of the "
+            "2048^3 fp32 product (its BLAS is not at this CPU's peak)"
+        )
+    elif fast is not None:
         floor_ms = fast["flops"] / peak * 1e3
         lines.append(
             f"fp32 ceiling: (c)'s {fast['flops'] / 1e9:.1f} GFLOP per step take at least "
             f"{floor_ms:.0f} ms at the fp32 matmul peak, so no fp32 fast path beats (a) by "
             f"more than {base['median_ms'] / floor_ms:.2f}x here (c reaches "
             f"{base['median_ms'] / fast['median_ms']:.2f}x)"
+        )
+    if fast is not None and bf16_peak is not None:
+        floor_ms = fast["flops"] / bf16_peak * 1e3
+        lines.append(
+            f"bf16 ceiling: {bf16_peak / 1e9:.0f} GFLOP/s for a 2048^3 bf16 product, so (c)'s "
+            f"{fast['flops'] / 1e9:.1f} GFLOP take at least {floor_ms:.0f} ms in bf16: no "
+            f"bf16 fast path beats (a) by more than {base['median_ms'] / floor_ms:.2f}x here"
         )
     if fast is not None and "conv_share" in fast:
         conv_ms = fast["conv_share"] * fast["median_ms"]
@@ -348,7 +376,10 @@ def main() -> int:
             runners["c_trainer_fast"], args.batch_size
         )
     peak = matmul_peak(device)
-    print(report(device, results, peak) if "a_recipe_loop" in results else results)
+    bf16_peak = matmul_peak(device, dtype=torch.bfloat16) if native_bf16(device) else None
+    if bf16_peak is not None:
+        print(f"bf16 matmul peak (best 2048^3 product): {bf16_peak / 1e9:.0f} GFLOP/s")
+    print(report(device, results, peak, bf16_peak) if "a_recipe_loop" in results else results)
     if args.full_run:
         seconds = full_run(copy.deepcopy(template), images, device)
         print(f"full run, fast path: 2000 steps of 50 in {seconds:.2f} s of training")

@@ -38,7 +38,9 @@ def test_throughput_benchmark_prints_its_table_and_ceiling():
     assert ran_with["b_trainer"] == Runtime.resolve(cpu).summary()
     assert ran_with["c_trainer_fast"] == Runtime.resolve(cpu, fast=True).for_run(2000).summary()
     assert "channels_last on" in ran_with["c_trainer_fast"]
-    assert re.search(r"no fp32 fast path beats \(a\) by more than \d+\.\d+x", result.stdout)
+    assert re.search(
+        r"no fp32 fast path beats \(a\) by more than \d+\.\d+x|fp32 ceiling: none", result.stdout
+    )
     assert re.search(r"convolutions alone: \d+% of \(c\)'s step", result.stdout)
 
 
@@ -87,5 +89,6 @@ def test_fast_step_pieces_benchmark_prints_the_pieces_and_the_variants():
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"convolutions +\d+\.\d%", result.stdout)
     rows = [line for line in result.stdout.splitlines() if line.startswith("| fast |")]
-    assert len(rows) == 1 and Runtime.resolve(torch.device("cpu"), fast=True).summary() in rows[0]
+    fast = Runtime.resolve(torch.device("cpu"), fast=True).summary().replace(", fused Adam", "")
+    assert len(rows) == 1 and f"{fast}, fused Adam" in rows[0]
     assert "data path:" in result.stdout
