@@ -17,8 +17,10 @@ one row per digit (10x10) and metrics.json adds the conditional accuracy: the sh
 of samples the shipped classifier reads as the digit they were drawn for.
 
 Outputs in --out: real_samples.png, generated_epoch_NNN.png, overview.png,
-metrics.csv, loss_curve.png, checkpoints/, metrics.json (quality scores from
-ganlib's shipped MNIST classifier) and summary.json.
+metrics.csv (with the FD, diversity and classes covered of every --eval-every
+evaluation), loss_curve.png, report.html, checkpoints/ (best.ckpt: the best FD's
+step), metrics.json (quality scores from ganlib's shipped MNIST classifier at the
+end) and summary.json.
 """
 
 from __future__ import annotations
@@ -154,6 +156,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10_000,
         help="generated images scored at the end (0: skip scoring; else >= 2)",
     )
+    parser.add_argument(
+        "--eval-every",
+        type=non_negative_int,
+        default=1000,
+        help="steps between evaluations during training (FD of 2,000 fixed samples in the "
+        "shipped classifier's space against the test split, diversity, classes covered; "
+        "also at the last step); checkpoints/best.ckpt keeps the best FD's step (0: none)",
+    )
+    parser.add_argument(
+        "--early-stop",
+        type=positive_int,
+        default=None,
+        help="stop after this many evaluations in a row without a better FD",
+    )
     parser.add_argument("--no-download", action="store_true", help="never try to download")
     args = parser.parse_args(argv)
     for key, value in (RECIPE if args.recipe else RECOMMENDED).items():
@@ -270,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         grid_samples=50,
         grid_nrow=10,
         keep_checkpoints=2,
+        eval_every=args.eval_every or RunSettings.eval_every,
+        eval_features="mnist" if args.eval_every else "none",
+        early_stop=args.early_stop,
     )
     trainer = build_trainer(
         settings, num_classes=10 if args.conditional else None, overwrite=args.overwrite

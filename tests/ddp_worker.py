@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from ganlib import DCGAN, Trainer
-from ganlib.callbacks import Callback, MetricsLogger, ModelCheckpoint, SampleGrid
+from ganlib.callbacks import Callback, Evaluation, MetricsLogger, ModelCheckpoint, SampleGrid
 
 
 class SeenImages(Callback):
@@ -49,6 +49,13 @@ def main() -> None:
         loss=os.environ.get("DDP_WORKER_LOSS", "bce"),
         callbacks=[
             seen,
+            # Every rank evaluates (the same weights and latents): the same scores on each.
+            Evaluation(
+                lambda images: torch.nn.functional.avg_pool2d(images, 3).flatten(1),
+                identifiable_images(),
+                every_n_steps=2,
+                num_samples=8,
+            ),
             SampleGrid(out),
             MetricsLogger(out / "metrics.csv"),
             ModelCheckpoint(out / "checkpoints", every_n_epochs=1),

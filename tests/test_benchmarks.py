@@ -4,6 +4,7 @@ timing belongs to the scripts, not to tests)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -92,3 +93,30 @@ def test_fast_step_pieces_benchmark_prints_the_pieces_and_the_variants():
     fast = Runtime.resolve(torch.device("cpu"), fast=True).summary().replace(", fused Adam", "")
     assert len(rows) == 1 and f"{fast}, fused Adam" in rows[0]
     assert "data path:" in result.stdout
+
+
+def test_stacked_mnist_benchmark_trains_scores_and_rescores(tmp_path):
+    from ganlib.data import fake_mnist
+
+    fake_mnist(tmp_path / "data", count=40)
+    run, script = tmp_path / "run", str(REPO_ROOT / "benchmarks" / "stacked_mnist.py")
+    tiny = ["--data-dir", str(tmp_path / "data"), "--samples", "64", "--floor-samples", "32"]
+    command = [sys.executable, script, *tiny, "--out", str(run), "--max-steps", "2"]
+    command += ["--batch-size", "8", "--width", "8", "--no-fast"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((run / "stacked_mnist.json").read_text())
+    assert report["step"] == 2 and report["train_seconds"] > 0
+    assert set(report["samples"]) == {"ema", "generator"}
+    for scores in report["samples"].values():
+        assert scores["num_samples"] == 64 and 1 <= scores["modes"] <= 64
+        assert 0 <= scores["kl_to_uniform"] <= math.log(1000) + 1e-9
+    assert report["floor"]["num_samples"] == 32
+    assert (run / "stacked_samples.png").is_file() and "| ema |" in result.stdout
+    # --score-only rescores the run folder to the same figures (samples are seeded).
+    again = tmp_path / "again.json"
+    command = [sys.executable, script, *tiny, "--score-only", str(run), "--json", str(again)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rescored = json.loads(again.read_text())
+    assert rescored["samples"] == report["samples"] and rescored["train_seconds"] is None

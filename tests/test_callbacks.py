@@ -21,6 +21,7 @@ from ganlib.callbacks import (
     NaNGuard,
     NonFiniteLossError,
     ProgressBar,
+    RunReport,
     SampleGrid,
     TensorBoardLogger,
 )
@@ -297,3 +298,89 @@ def test_ema_decay_schedule_with_and_without_warmup():
     assert ramped.decay_at(100_000) == 0.999  # capped at decay
     values = [ramped.decay_at(s) for s in range(3, 20_000, 97)]
     assert values == sorted(values)  # never decreases
+
+
+# ----------------------------------------- scores logged at some steps only
+
+
+def scores_trainer(callbacks, max_steps: int) -> Trainer:
+    return tiny_trainer(callbacks, max_steps=max_steps, max_epochs=None)
+
+
+def test_callbacks_run_by_order_then_as_given(tmp_path):
+    class Early(Callback):
+        order = -5
+
+    log, ema, early = MetricsLogger(tmp_path / "m.csv"), EMA(), Early()
+    trainer = Trainer(DCGAN(12, 1, 8, 4), device="cpu", callbacks=[log, early, ema])
+    # EMA (-20) first, so every later callback samples this step's average.
+    assert [type(c) for c in trainer.callbacks] == [EMA, Early, ProgressBar, MetricsLogger]
+
+
+class Sparse(Callback):
+    """Adds a score at every third step, as an evaluation does."""
+
+    def score_names(self):
+        return ("score",)
+
+    def on_batch_end(self, trainer, metrics):
+        if trainer.state.step % 3 == 0:
+            trainer.state.metrics["score"] = float(trainer.state.step)
+
+
+def test_metrics_logger_gives_a_late_score_a_column_and_resumes(tmp_path):
+    path = tmp_path / "m.csv"
+    saver = ModelCheckpoint(tmp_path / "ckpt", every_n_steps=2, every_n_epochs=None, keep_last=None)
+    scores_trainer([Sparse(), MetricsLogger(path), saver], max_steps=7).fit(data(24), batch_size=8)
+    whole = path.read_text()
+    rows = list(csv.reader(io.StringIO(whole)))
+    assert rows[0][-1] == "score" and all(len(row) == len(rows[0]) for row in rows)
+    assert [row[-1] for row in rows[1:]] == ["", "", "3.0", "", "", "6.0", ""]
+    # Resumed from step 4: the rows up to it are kept, the column too, the file the same.
+    resumed = scores_trainer([Sparse(), MetricsLogger(path)], max_steps=7)
+    resumed.fit(data(24), batch_size=8, ckpt_path=str(tmp_path / "ckpt" / "step-0000004.ckpt"))
+    assert path.read_text() == whole
+    # JSON lines: a row holds the metrics of its step.
+    jsonl = tmp_path / "m.jsonl"
+    scores_trainer([Sparse(), MetricsLogger(jsonl)], max_steps=3).fit(data(24), batch_size=8)
+    logged = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert ["score" in row for row in logged] == [False, False, True]
+
+
+def test_progress_line_keeps_the_latest_score_with_its_step():
+    stream = io.StringIO()
+    bar = ProgressBar(every_n_steps=2, use_tqdm=False, stream=stream)
+    scores_trainer([Sparse(), bar], max_steps=6).fit(data(24), batch_size=8)
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("epoch")]
+    assert "score" not in lines[0]  # step 2: no score yet
+    assert "score 3 (step 3)" in lines[1]  # step 4
+    assert "  score 6  " in lines[2] and "(step 6)" not in lines[2]  # step 6: taken now
+
+
+def test_loss_curve_and_report_plot_a_score_of_some_steps(tmp_path):
+    curve, report = LossCurve(tmp_path / "curve.png"), RunReport(tmp_path, every_n_steps=100)
+    scores_trainer([Sparse(), curve, report], max_steps=7).fit(data(24), batch_size=8)
+    lengths = {key: len(values) for key, values in curve.history.items()}
+    assert set(lengths.values()) == {7}  # one entry per step; NaN where not logged
+    assert [v for v in curve.history["score"] if v == v] == [3.0, 6.0]
+    if curve.draw():  # (with matplotlib)
+        assert (tmp_path / "curve.png").stat().st_size > 0
+    html = (tmp_path / "report.html").read_text()
+    assert 'aria-label="evaluation: score"' in html
+    assert "<h2>Latest evaluation scores</h2>" in html and "taken at step 6" in html
+    assert '<table id="evaluation"><tr><th>score</th><td>6</td></tr></table>' in html
+    chart = html.split('aria-label="evaluation: score"')[1].split("</svg>")[0]
+    path = chart.split('data-name="score" d="')[1].split('"')[0]
+    assert path.count("M") == 1 and path.count("L") == 1  # the two points, joined
+
+
+def test_tensorboard_writes_a_score_whenever_it_is_logged(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, every_n_steps=4)
+    scores_trainer([Sparse(), logger], max_steps=8).fit(data(24), batch_size=8)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss_d")] == [4, 8]
+    assert [e.step for e in events.Scalars("score")] == [3, 6]

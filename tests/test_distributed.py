@@ -56,8 +56,10 @@ def test_torchrun_two_processes_train_in_step_and_resume_both_ways(tmp_path):
     # DDP made the differently seeded weights equal and kept them equal.
     for name, value in ranks[0]["parameters"].items():
         assert torch.equal(value, ranks[1]["parameters"][name]), name
-    # Logged metrics are averaged over the ranks, so both see the same figures.
+    # Logged metrics are averaged over the ranks, so both see the same figures; both
+    # evaluated at the last step, to the same scores.
     assert ranks[0]["metrics"] == ranks[1]["metrics"]
+    assert {"fd", "diversity"} <= set(ranks[0]["metrics"])
     # Each rank saw its own half of the epoch: disjoint, together every image once.
     seen = [set(r["seen"]) for r in ranks]
     assert len(ranks[0]["seen"]) == len(ranks[1]["seen"]) == 24

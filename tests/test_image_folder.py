@@ -98,3 +98,26 @@ def test_torchvisions_image_folder_trains_as_it_is(tmp_path):
     gan = DCGAN(image_size=12, channels=3, latent_dim=4, width=4)
     state = Trainer(gan, max_steps=2, progress=False).fit(data, batch_size=3)
     assert state.step == 2 and all(map(torch.isfinite, map(torch.tensor, state.metrics.values())))
+
+
+def test_the_small_data_studys_folder_is_mnist_as_a_user_folder(mnist_root, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    from ganlib.data import load_mnist
+    from ganlib.data.sources import load_run_data
+
+    script = [sys.executable, str(REPO_ROOT / "benchmarks" / "mnist_subset.py")]
+    out = tmp_path / "mnist12"
+    args = [str(out), "--count", "12", "--seed", "3", "--data-dir", str(mnist_root)]
+    first = subprocess.run(script + args, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    data = load_run_data(str(out))
+    assert (len(data.images), data.channels, data.image_size) == (12, 1, 28)
+    train, _ = load_mnist(mnist_root, "train", download=False)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(3))
+    # PNG pixels are MNIST's bytes: the round trip is exact.
+    torch.testing.assert_close(data.images, train[order[:12]], atol=1e-6, rtol=0)
+    again = subprocess.run(script + args, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already holds PNGs" in again.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -44,6 +45,8 @@ def test_tiny_run_writes_every_output(mnist_root, tmp_path):
         "--ema",
         "--eval-samples",
         "300",
+        "--eval-every",
+        "0",  # (evaluation during training: the stand-in run below)
         "--no-download",
     )
     assert result.returncode == 0, result.stderr
@@ -100,6 +103,12 @@ def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (out / "generated_epoch_001.png").exists() and (out / "generated_epoch_002.png").exists()
+    # Evaluated during training by default: at the last step (4), best.ckpt kept by FD.
+    with (out / "metrics.csv").open() as handle:
+        scored = [row["step"] for row in csv.DictReader(handle) if row["fd"]]
+    assert scored == ["4"]
+    assert (out / "checkpoints" / "best.ckpt").exists()
+    assert "evaluation at step 4 (ema, 2000 samples): fd " in result.stderr
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2
     report = json.loads((out / "metrics.json").read_text())
     assert report["headline"] == "ema"  # the recommended preset keeps a warmed-up EMA
@@ -116,6 +125,7 @@ def test_recipe_preset_and_dataset_pipeline(tmp_path):
         *common,
         *("--out", str(out), "--recipe", "--loss", "hinge", "--num-workers", "1"),
         *("--max-steps", "2", "--eval-samples", "0", "--device", "cpu", "--no-download"),
+        *("--eval-every", "0"),
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -144,7 +154,7 @@ def test_conditional_run_draws_a_row_per_digit_and_reports_its_accuracy(tmp_path
     result = run_example(
         *("--data-dir", str(tmp_path / "data"), "--width", "2", "--latent-dim", "4"),
         *("--out", str(out), "--conditional", "--max-steps", "3", "--eval-samples", "100"),
-        *("--device", "cpu", "--no-download"),
+        *("--device", "cpu", "--no-download", "--eval-every", "0"),
     )
     assert result.returncode == 0, result.stderr
     assert "conditional accuracy" in result.stdout

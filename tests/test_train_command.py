@@ -15,7 +15,7 @@ from conftest import REPO_ROOT
 from ganlib.checkpoint import load_checkpoint
 from ganlib.cli import main
 from ganlib.data.shapes import make_shapes
-from ganlib.runs import RunSettings, read_config
+from ganlib.runs import RunSettings, build_trainer, read_config
 
 TINY = ["--width", "4", "--latent-dim", "8", "--batch-size", "8", "--device", "cpu"]
 
@@ -148,3 +148,25 @@ def test_fashion_mnist_is_read_from_debians_package_or_named_missing(tmp_path):
     assert tuple(data.images.shape) == (10_000, 1, 28, 28) and data.num_classes == 10
     assert data.labels is not None and data.labels.bincount().tolist() == [1000] * 10
     assert float(data.images.min()) == -1.0 and float(data.images.max()) == 1.0
+
+
+def test_spectral_norm_r1_and_diffaugment_are_settings(shapes, tmp_path, capsys):
+    run = tmp_path / "sn"
+    extra = ["--spectral-norm", "--r1-gamma", "1", "--r1-every", "4", "--augment", "translation"]
+    args = ["train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY, *extra]
+    assert main(args) == 0
+    config = read_config(run / "config.toml")
+    assert (config["spectral_norm"], config["r1_every"], config["augment"]) == (
+        True,
+        4,
+        "translation",
+    )
+    settings = RunSettings.from_dict({**config, "out": str(tmp_path / "again")}, "config")
+    trainer = build_trainer(settings)
+    assert any("parametrizations" in name for name, _ in trainer.discriminator.named_modules())
+    assert trainer.loss.every == 4 and trainer.loss.gamma == 1.0
+    assert trainer.train_step.augment.policy == "translation"
+    # A setting the architecture lacks is named, with what it takes.
+    resnet = RunSettings.from_dict({**config, "arch": "resnet"}, "config")
+    with pytest.raises(ValueError, match="'resnet' has no setting 'spectral_norm'"):
+        build_trainer(resnet)

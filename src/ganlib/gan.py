@@ -16,6 +16,7 @@ adapted to the contract by [`as_gan`][ganlib.gan.as_gan].
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -334,11 +335,20 @@ def build_gan(arch: str, config: dict[str, Any]) -> GAN:
     """A new pair of the registered architecture ``arch`` built from ``config``.
 
     Raises:
-        ValueError: If ``arch`` is not registered.
+        ValueError: If ``arch`` is not registered, or ``config`` names a setting it lacks.
     """
     if arch not in _ARCHITECTURES:
         raise ValueError(
             f"unknown architecture {arch!r}; registered: {architectures()} "
             "(import the module that registers it first)"
         )
-    return _ARCHITECTURES[arch](**config)
+    builder = _ARCHITECTURES[arch]
+    accepted = inspect.signature(builder).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    unknown = sorted(set(config) - set(accepted))
+    if unknown and not takes_any:
+        raise ValueError(
+            f"architecture {arch!r} has no setting {', '.join(map(repr, unknown))}; "
+            f"it takes {sorted(n for n in accepted if n != 'self')}"
+        )
+    return builder(**config)

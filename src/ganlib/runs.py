@@ -9,6 +9,7 @@ versions and the data's fingerprint), grids, ``metrics.csv``, ``loss_curve.png``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -18,10 +19,12 @@ from typing import Any
 
 import torch
 
+from ._logging import logger
 from ._version import __version__
 from .callbacks import (
     EMA,
     Callback,
+    Evaluation,
     LossCurve,
     MetricsLogger,
     ModelCheckpoint,
@@ -30,7 +33,8 @@ from .callbacks import (
     SampleGrid,
     TensorBoardLogger,
 )
-from .data.sources import RunData
+from .data.common import DataNotFoundError
+from .data.sources import RunData, load_run_data
 from .gan import build_gan
 from .losses import get_loss
 from .trainer import Trainer
@@ -40,6 +44,7 @@ __all__ = [
     "RunSettings",
     "build_trainer",
     "callbacks_for",
+    "evaluation_for",
     "read_config",
     "save_summary",
     "write_config",
@@ -54,7 +59,7 @@ class RunSettings:
 
     Attributes:
         data: A folder of images (searched recursively; subfolders are the classes of
-            a conditional run), or ``mnist`` / ``fashion-mnist``.
+            a conditional run), or ``mnist`` / ``fashion-mnist`` / ``stacked-mnist``.
         out: The run folder.
         data_dir: Where named data sets are read (and downloaded, where online).
         split: ``train`` or ``test`` for named data sets.
@@ -64,9 +69,13 @@ class RunSettings:
         arch: A registered architecture (``ganlib.gan.architectures()``).
         latent_dim: Latent size.
         width: Feature channels next to the image.
+        spectral_norm: Spectral normalisation in D (DCGAN; ResNetGAN's D always has it).
         conditional: Train on the data's classes (folder subfolders, digits).
         loss: ``bce``, ``hinge``, ``wgan-gp`` or ``lsgan``.
         r1_gamma: Weight of an R1 penalty, or ``None``.
+        r1_every: Compute R1 every this many D updates, scaled to match (lazy R1).
+        augment: A DiffAugment policy on all D sees (``translation,cutout,color``), or
+            ``None``.
         lr_g: Generator learning rate.
         lr_d: Discriminator learning rate.
         beta1: Adam's first beta.
@@ -92,6 +101,13 @@ class RunSettings:
         progress_every: Steps between progress lines when output is not a terminal.
         report: Keep ``report.html`` (settings, curves, grids, state) in the run folder.
         tensorboard: Also log to TensorBoard in ``OUT/tensorboard`` (needs tensorboard).
+        eval_every: Steps between evaluations (FD of a fixed sample, diversity, classes
+            covered; also at the last step) where features are at hand (``eval_features``).
+        eval_samples: Images scored at each evaluation.
+        eval_features: ``auto`` (the shipped MNIST classifier for mnist, no evaluation
+            otherwise), ``mnist``, ``none``, or a weights file of the MNIST classifier's
+            architecture trained on the data (a Fashion-MNIST one, say).
+        early_stop: Stop after this many evaluations without a better FD (``None``: never).
     """
 
     data: str
@@ -104,9 +120,12 @@ class RunSettings:
     arch: str = "dcgan"
     latent_dim: int = 100
     width: int = 64
+    spectral_norm: bool = False
     conditional: bool = False
     loss: str = "bce"
     r1_gamma: float | None = None
+    r1_every: int = 1
+    augment: str | None = None
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -132,6 +151,10 @@ class RunSettings:
     progress_every: int = 100
     report: bool = True
     tensorboard: bool = False
+    eval_every: int = 1000
+    eval_samples: int = 2000
+    eval_features: str = "auto"
+    early_stop: int | None = None
 
     @classmethod
     def names(cls) -> list[str]:
@@ -149,7 +172,9 @@ class RunSettings:
         if unknown:
             raise ValueError(f"{source}: unknown settings {unknown}; known: {cls.names()}")
         if "data" not in values:
-            raise ValueError(f"{source}: `data` is required (a folder, mnist or fashion-mnist)")
+            raise ValueError(
+                f"{source}: `data` is required (a folder, mnist, fashion-mnist or stacked-mnist)"
+            )
         settings = cls(data=str(values["data"]))
         for name, value in values.items():
             default = getattr(settings, name)
@@ -216,14 +241,16 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def callbacks_for(settings: RunSettings) -> list[Callback]:
-    """The run folder's writers: grids, metrics, loss curve, EMA, checkpoints."""
+    """The run folder's writers: grids, metrics, loss curve, EMA, evaluation, checkpoints."""
     out = Path(settings.out)
     grid_epochs = None if settings.grid_every else 1
     shown = {k: v for k, v in dataclasses.asdict(settings).items() if v is not None}
     report_every = settings.grid_every or settings.progress_every
+    evaluation = evaluation_for(settings)
     return [
         ProgressBar(every_n_steps=settings.progress_every),
         *([EMA(settings.ema_decay, warmup=settings.ema_warmup)] if settings.ema else []),
+        *([evaluation] if evaluation is not None else []),
         SampleGrid(
             out,
             num_samples=settings.grid_samples,
@@ -240,6 +267,7 @@ def callbacks_for(settings: RunSettings) -> list[Callback]:
             out / "checkpoints",
             every_n_steps=settings.checkpoint_every,
             keep_last=settings.keep_checkpoints,
+            monitor="fd" if evaluation is not None else None,  # best.ckpt: the best FD's step
         ),
     ]
 
@@ -275,11 +303,18 @@ def build_trainer(
         if num_classes is None:
             raise ValueError("a conditional run needs data with classes (subfolders, digits)")
         config["num_classes"] = num_classes
+    if settings.spectral_norm:
+        config["spectral_norm"] = True
     gan = build_gan(settings.arch, config)
     betas = (settings.beta1, settings.beta2)
     return Trainer(
         gan,
-        loss=get_loss(settings.loss, r1_gamma=settings.r1_gamma),  # type: ignore[arg-type]
+        loss=get_loss(
+            settings.loss,  # type: ignore[arg-type]
+            r1_gamma=settings.r1_gamma,
+            r1_every=settings.r1_every,
+        ),
+        augment=settings.augment,
         g_optimizer=torch.optim.Adam(gan.generator.parameters(), lr=settings.lr_g, betas=betas),
         d_optimizer=torch.optim.Adam(gan.discriminator.parameters(), lr=settings.lr_d, betas=betas),
         d_steps=settings.d_steps,
@@ -300,3 +335,52 @@ def save_summary(path: Path, summary: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, path)
+
+
+def evaluation_for(settings: RunSettings) -> Evaluation | None:
+    """The run's [`Evaluation`][ganlib.callbacks.Evaluation] (``eval_*`` and ``early_stop``
+    settings), or ``None`` where no feature extractor is at hand: the shipped MNIST
+    classifier (or one of its architecture, by its weights file) scores mnist or
+    fashion-mnist against their test split (their train split where the test split is
+    missing). For a folder of images, set one up in Python (docs/metrics.md).
+
+    Raises:
+        ValueError: For ``eval_features`` that do not fit the data, or a missing weights file.
+    """
+    choice = settings.eval_features
+    if choice == "none" or (choice == "auto" and settings.data != "mnist"):
+        return None
+    if settings.data not in ("mnist", "fashion-mnist"):
+        raise ValueError(
+            f"`eval_features` {choice!r} scores 28x28 grayscale mnist or fashion-mnist, got "
+            f"data {settings.data!r}; for a folder of images use 'none' here and set up "
+            "ganlib.callbacks.Evaluation from Python (docs/metrics.md)"
+        )
+    weights = None if choice in ("auto", "mnist") else Path(choice)
+    if weights is not None and not weights.is_file():
+        raise ValueError(
+            "`eval_features` must be auto, mnist, none or a classifier weights file, "
+            f"got {choice!r}, which is no file"
+        )
+    return Evaluation.mnist(
+        _reference_images(settings),
+        weights=weights,
+        every_n_steps=settings.eval_every,
+        num_samples=settings.eval_samples,
+        patience=settings.early_stop,
+    )
+
+
+def _reference_images(settings: RunSettings) -> torch.Tensor:
+    """The named data set's test split, or its train split where the test split is missing."""
+    load = functools.partial(
+        load_run_data, settings.data, data_dir=settings.data_dir, download=settings.download
+    )
+    try:
+        return load(split="test").images
+    except DataNotFoundError:
+        logger.info(
+            f"evaluation: no {settings.data} test split in {settings.data_dir}; "
+            "scoring against the train split"
+        )
+        return load(split="train").images

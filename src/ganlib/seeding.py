@@ -12,6 +12,7 @@ step without replaying what came before:
 | loader workers | `epoch_seed(seed, epoch) + 1` | DataLoader worker base seeds |
 | grid latents | `grid_seed(seed)` | SampleGrid's fixed latents |
 | BatchNorm recompute | `batchnorm_seed(seed)` | EMA / `ganlib sample --ema --eval-mode` |
+| evaluation latents | `evaluation_seed(seed)` | `Evaluation`'s fixed sample (every evaluation) |
 | cross-device resume | `seed + step` | step noise resumed on another device family |
 
 Model initialisation (`DCGAN()`) draws from torch's global generator, before the
@@ -34,6 +35,7 @@ __all__ = [
     "capture_rng_state",
     "check_seed",
     "epoch_seed",
+    "evaluation_seed",
     "fresh_seed",
     "grid_seed",
     "restore_rng_state",
@@ -143,6 +145,12 @@ def grid_seed(seed: int) -> int:
 def batchnorm_seed(seed: int) -> int:
     """The latents that measure an averaged generator's BatchNorm statistics."""
     return seed + 2
+
+
+def evaluation_seed(seed: int) -> int:
+    """The fixed latents an evaluation scores: the same at every evaluation of a run
+    (and after a resume), so its scores compare."""
+    return seed + 3
 
 
 def resume_seed(seed: int, step: int) -> int:

@@ -10,6 +10,7 @@ from ..sampling import generate  # noqa: F401
 from .base import Callback, CallbackList, Network
 from .checkpoint import ModelCheckpoint
 from .ema import EMA
+from .evaluation import Evaluation
 from .guard import NaNGuard, NonFiniteLossError
 from .logging import MetricsLogger, TensorBoardLogger
 from .plot import LossCurve
@@ -21,6 +22,7 @@ __all__ = [
     "EMA",
     "Callback",
     "CallbackList",
+    "Evaluation",
     "LossCurve",
     "MetricsLogger",
     "ModelCheckpoint",

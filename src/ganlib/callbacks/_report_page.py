@@ -50,6 +50,8 @@ class Page:
     other_metrics: list[tuple[str, float]]
     scores: list[tuple[str, float]]
     scores_note: str
+    evaluation: list[tuple[str, float]] = field(default_factory=list)
+    evaluation_note: str = ""
     frames: list[Frame] = field(default_factory=list)
     real: Frame | None = None
     refresh_seconds: int | None = None
@@ -223,6 +225,12 @@ def render(page: Page) -> str:
         f'<p class="note">{escape(page.curve_note)}</p>',
         '<h2>Samples</h2><div class="samples">' + _samples(page) + "</div>",
     ]
+    if page.evaluation:
+        sections.append(
+            "<h2>Latest evaluation scores</h2>"
+            + _table(page.evaluation, "evaluation")
+            + f'<p class="note">{escape(page.evaluation_note)}</p>'
+        )
     if page.latest:
         sections.append("<h2>Last step</h2>" + _table(page.latest, "latest"))
     if page.other_metrics:

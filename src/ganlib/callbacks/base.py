@@ -1,8 +1,11 @@
 """The Callback base class and the ordered list the Trainer runs.
 
 Guarantees (documented, tested):
-    - Callbacks run in the order given, except those marked ``runs_last``
-      (checkpointing), which run after all others, in their own given order.
+    - Callbacks run in the order given, sorted (stably) by their ``order``: those
+      that change the models between steps first (``EMA``, -20), then those that add
+      scores to the step's metrics (``Evaluation``, -10), then the rest (0), so every
+      callback that reads the metrics sees the step's scores. Those marked
+      ``runs_last`` (checkpointing) run after all others, in their own given order.
     - A callback stops training by setting ``trainer.should_stop = True``;
       training ends after the current step and nothing resets the flag.
     - Stateful callbacks return their state from ``state_dict()``; the trainer
@@ -59,15 +62,30 @@ class Callback:
         runs_last: Run after every callback without it (checkpointing does).
         main_process_only: Under distributed training, run only in rank 0 (the
             callbacks that write files, print or plot do).
+        order: Where the callback runs among the others (not ``runs_last``): lower
+            first, equal ones in the order given. ``EMA`` is -20 (it updates the
+            average the others sample), ``Evaluation`` -10 (it adds scores the others
+            log); the rest 0.
     """
 
     runs_last: bool = False
     main_process_only: bool = False
+    order: int = 0
 
     @property
     def state_key(self) -> str:
         """The key of this callback's state in checkpoints; unique per trainer."""
         return type(self).__qualname__
+
+    def score_names(self) -> tuple[str, ...]:
+        """The scores this callback adds to ``trainer.state.metrics`` (the dict the later
+        callbacks receive as ``metrics``) at some steps only, such as an evaluation's.
+
+        The loggers keep a place for them: a column in ``metrics.csv``, their latest
+        value in the progress line and the report, curves of their own, and
+        ``ModelCheckpoint(monitor=...)`` saves at each step where such a score improves.
+        """
+        return ()
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first step (after a checkpoint, if any, was loaded)."""
@@ -136,7 +154,8 @@ class CallbackList:
                     f"`callbacks[{index}]` must be a ganlib.callbacks.Callback, "
                     f"got {type(callback).__name__}"
                 )
-        self.callbacks = [c for c in given if not c.runs_last] + [c for c in given if c.runs_last]
+        # (a stable sort: callbacks of equal order keep the order given)
+        self.callbacks = sorted(given, key=lambda c: (c.runs_last, c.order))
         # Hooks run here; a process other than rank 0 skips the main-process-only ones.
         self._active = [c for c in self.callbacks if main_process or not c.main_process_only]
         seen: dict[str, Callback] = {}
@@ -173,6 +192,11 @@ class CallbackList:
 
     def __len__(self) -> int:
         return len(self.callbacks)
+
+    def score_names(self) -> list[str]:
+        """The names every callback's [`score_names`][ganlib.callbacks.Callback.score_names]
+        returns, in run order, each once."""
+        return list(dict.fromkeys(n for c in self.callbacks for n in c.score_names()))
 
     def call(self, hook: str, *args: Any) -> None:
         """Run ``hook`` on every callback, in order (skipping main-process-only ones

@@ -43,8 +43,12 @@ class ModelCheckpoint(Callback):
         keep_last: How many step checkpoints to keep (``None``: all).
         save_on_exception: Save when training ends with an exception.
         save_on_fit_end: Save when training ends normally.
-        monitor: A logged metric (``loss_g``, or a score an evaluation callback logs):
-            ``best.ckpt`` is kept as a link to the saved checkpoint where it was best.
+        monitor: A logged metric: ``best.ckpt`` is kept as a link to the saved
+            checkpoint where it was best. For a score a callback logs at some steps only
+            (``"fd"`` of [`Evaluation`][ganlib.callbacks.Evaluation]: its
+            ``score_names``), a checkpoint is also saved at each step where the score
+            improves, so ``best.ckpt`` holds the weights of the best-scored step; a
+            metric of every step (``loss_g``) is compared at the saves only.
         mode: ``"min"`` or ``"max"``: which way ``monitor`` is better.
     """
 
@@ -83,6 +87,7 @@ class ModelCheckpoint(Callback):
         self.save_on_fit_end = save_on_fit_end
         self.saved: list[str] = []
         self._fit_start_step = 0
+        self._monitors_score = False  # monitor is a score logged at some steps only
 
     @property
     @override
@@ -144,23 +149,27 @@ class ModelCheckpoint(Callback):
         """``best.ckpt``: the saved checkpoint where ``monitor`` was best."""
         return self.dirpath / "best.ckpt"
 
-    def _keep_best(self, trainer: Trainer, path: Path) -> None:
-        if self.monitor is None:
-            return
-        value = trainer.state.metrics.get(self.monitor)
-        if value is None or value != value:  # not logged (yet), or NaN
-            return
+    def _improves(self, metrics: Mapping[str, float]) -> bool:
+        """Whether ``metrics`` hold the monitored value, and it beats the best so far."""
+        value = None if self.monitor is None else metrics.get(self.monitor)
+        if value is None or value != value:  # not logged (at this step), or NaN
+            return False
         best = self.best_score
-        if best is None or (value < best if self.mode == "min" else value > best):
+        return best is None or (value < best if self.mode == "min" else value > best)
+
+    def _keep_best(self, trainer: Trainer, path: Path) -> None:
+        if self._improves(trainer.state.metrics):
             atomic_link(path, self.best_path)  # a hard link: keep_last cannot take it away
-            self.best_score = float(value)
+            self.best_score = float(trainer.state.metrics[self.monitor])  # type: ignore[index]
 
     def _newest_is_current(self, trainer: Trainer) -> bool:
         return bool(self.saved) and self.saved[-1].endswith(f"step-{trainer.state.step:07d}.ckpt")
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
-        if self.every_n_steps and trainer.state.step % self.every_n_steps == 0:
+        every = self.every_n_steps
+        due = every is not None and trainer.state.step % every == 0
+        if due or (self._monitors_score and self._improves(trainer.state.metrics)):
             self.save(trainer)
 
     @override
@@ -171,6 +180,7 @@ class ModelCheckpoint(Callback):
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         self._fit_start_step = trainer.state.step
+        self._monitors_score = self.monitor in trainer.callbacks.score_names()
 
     @override
     def on_fit_end(self, trainer: Trainer) -> None:

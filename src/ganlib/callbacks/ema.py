@@ -25,6 +25,9 @@ __all__ = ["EMA"]
 class EMA(Callback):
     """Keeps ``module``, an averaged copy of the generator: ``avg = decay * avg + (1 - decay) * w``.
 
+    It runs before the other callbacks (``order = -20``), so at every step they
+    sample, score and save the average of that step.
+
     Buffers (BatchNorm statistics) are copied from the live generator, so they
     do not match the averaged weights: sample the average in train mode (batch
     statistics), or call [`recompute_batchnorm`][ganlib.callbacks.EMA.recompute_batchnorm] before
@@ -40,6 +43,8 @@ class EMA(Callback):
             ``n`` steps averaged so far (TensorFlow's ``num_updates`` rule), so
             early in training the average does not lag far behind.
     """
+
+    order = -20  # the others sample, score and save this step's average
 
     def __init__(
         self,

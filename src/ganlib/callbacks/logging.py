@@ -34,6 +34,10 @@ class MetricsLogger(FileWriter):
     as written, so a crash loses nothing. On resume, rows past the resumed step
     (steps the crash undid) are dropped first; a fresh run starts a new file.
 
+    A metric logged at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s
+    scores) gets a CSV column when it first appears (the file is rewritten once with
+    the new header, earlier rows empty there); a row without it leaves its cell empty.
+
     Args:
         path: The log file.
         format: ``"csv"`` or ``"jsonl"``; from the suffix when ``None``.
@@ -84,8 +88,26 @@ class MetricsLogger(FileWriter):
             if self._fields is None:
                 self._fields = list(row)
                 self._file.write(",".join(self._fields) + "\n")
-            self._file.write(",".join(str(row[k]) for k in self._fields) + "\n")
+            new = [k for k in row if k not in self._fields]
+            if new:
+                self._add_columns(new)
+            cells = (row.get(k) for k in self._fields)
+            self._file.write(",".join("" if v is None else str(v) for v in cells) + "\n")
         self._file.flush()
+
+    def _add_columns(self, names: list[str]) -> None:
+        """Rewrite the CSV with ``names`` appended to its header (earlier rows empty there),
+        atomically, and go on appending to it."""
+        assert self._file is not None and self._fields is not None
+        self._file.close()
+        lines = self.path.read_text().splitlines()
+        self._fields += names
+        padding = "," * len(names)
+        body = [",".join(self._fields)] + [line + padding for line in lines[1:]]
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        temporary.write_text("\n".join(body) + "\n")
+        os.replace(temporary, self.path)
+        self._file = self.path.open("a", newline="")
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
@@ -103,7 +125,8 @@ class TensorBoardLogger(Callback):
     TensorBoard, when the ``tensorboard`` package is installed (``pip install
     'ganlib[tensorboard]'``); otherwise prints one notice and does nothing.
 
-    - Scalars: each metric under its name, every ``every_n_steps`` steps.
+    - Scalars: each metric under its name, every ``every_n_steps`` steps; scores logged
+      at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s) whenever they are.
     - Images: with a [`SampleGrid`][ganlib.callbacks.SampleGrid] in the trainer (listed
       before this logger), its newest ``generated_*.png`` grid as ``samples``, at each
       epoch's end and at the end of training.
@@ -135,6 +158,7 @@ class TensorBoardLogger(Callback):
         self.hparams = dict(hparams or {})
         self._writer: Any = None
         self._logged_grid: tuple[Path, int] | None = None  # (file, mtime) last logged
+        self._scores: list[str] = []
 
     @override
     def output_folders(self) -> list[Path]:
@@ -151,6 +175,7 @@ class TensorBoardLogger(Callback):
             )
             return
         self._writer = SummaryWriter(str(self.log_dir), purge_step=trainer.state.step + 1)
+        self._scores = trainer.callbacks.score_names()
         check_after_sample_grid(self, trainer)
         if self.hparams:
             self._write_hparams(trainer.state.step)
@@ -165,13 +190,16 @@ class TensorBoardLogger(Callback):
         rows = "".join(f"| {k} | {v} |\n" for k, v in plain.items())
         self._writer.add_text("hparams", "| setting | value |\n|---|---|\n" + rows, step)
         # What add_hparams writes, but into this run (add_hparams opens a sub-run).
-        for summary in hparams(plain, dict.fromkeys(METRIC_NAMES, 0.0)):
+        for summary in hparams(plain, dict.fromkeys([*METRIC_NAMES, *self._scores], 0.0)):
             self._writer.file_writer.add_summary(summary, step)
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
-        if self._writer is not None and trainer.state.step % self.every_n_steps == 0:
-            for key, value in metrics.items():
+        if self._writer is None:
+            return
+        due = trainer.state.step % self.every_n_steps == 0
+        for key, value in metrics.items():
+            if due or key in self._scores:  # (scores logged at some steps: whenever they are)
                 self._writer.add_scalar(key, value, trainer.state.step)
 
     def _write_newest_grid(self, trainer: Trainer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,8 +24,16 @@ _PANELS = (("loss_d", "loss_g"), ("d_real", "d_fake", "d_fake_after"))
 _TITLES = ("losses", "D's mean score: real, fake before >> after D's step", "reported by the loss")
 
 
+def _logged(steps: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+    """The (step, value) pairs where ``values`` was logged (finite)."""
+    pairs = [(s, v) for s, v in zip(steps, values, strict=True) if math.isfinite(v)]
+    return [s for s, _ in pairs], [v for _, v in pairs]
+
+
 class LossCurve(FileWriter):
-    """Plots losses and D's scores against steps into a PNG after every epoch and at the end.
+    """Plots losses and D's scores against steps into a PNG after every epoch and at the end;
+    scores logged at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s
+    ``fd``) get a second row, one panel each, a point per evaluation.
 
     Needs matplotlib (``pip install ganlib[plots]``); without it, prints one
     notice and keeps collecting, so nothing is lost if it is installed later. It draws
@@ -39,8 +48,9 @@ class LossCurve(FileWriter):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list[float]] = {}  # each as long as "step" (NaN: not logged)
         self._warned = False
+        self._scores: list[str] = []
 
     @property
     @override
@@ -48,10 +58,18 @@ class LossCurve(FileWriter):
         return f"LossCurve[{self.path}]"
 
     @override
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._scores = trainer.callbacks.score_names()
+
+    @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
-        self.history.setdefault("step", []).append(float(trainer.state.step))
-        for key, value in metrics.items():
-            self.history.setdefault(key, []).append(value)
+        steps = self.history.setdefault("step", [])
+        for key, value in metrics.items():  # (a metric first logged now: NaN before)
+            self.history.setdefault(key, [math.nan] * len(steps)).append(value)
+        steps.append(float(trainer.state.step))
+        for column in self.history.values():  # (a metric not logged at this step)
+            if len(column) < len(steps):
+                column.append(math.nan)
 
     def draw(self) -> bool:
         """Write the image; False (with a notice) when matplotlib is missing."""
@@ -68,20 +86,31 @@ class LossCurve(FileWriter):
                 self._warned = True
             return False
         steps = self.history.get("step", [])
+        scores = [k for k in self._scores if k in self.history]
         # Metrics a loss reports (a penalty's size, say) get a third panel.
-        extra = tuple(k for k in self.history if k != "step" and k not in METRIC_NAMES)
-        panels = (*_PANELS, extra) if extra else _PANELS
-        fig = Figure(figsize=(5.5 * len(panels), 3.8))
+        extra = tuple(
+            k for k in self.history if k != "step" and k not in METRIC_NAMES and k not in scores
+        )
+        panels = [*zip((*_PANELS, extra) if extra else _PANELS, _TITLES, strict=False)]
+        rows = [panels] + ([[((k,), f"evaluation: {k}") for k in scores]] if scores else [])
+        columns = max(len(row) for row in rows)
+        fig = Figure(figsize=(5.5 * columns, 3.8 * len(rows)))
         FigureCanvasAgg(fig)
-        axes = fig.subplots(1, len(panels))
-        for axis, keys, title in zip(axes, panels, _TITLES, strict=False):
-            for key in keys:
-                if key in self.history:
-                    axis.plot(steps, self.history[key], label=key, linewidth=0.8)
-            axis.set_xlabel("step")
-            axis.set_title(title)
-            axis.legend()
-            axis.grid(alpha=0.3)
+        axes = fig.subplots(len(rows), columns, squeeze=False)
+        for row, (axes_row, row_panels) in enumerate(zip(axes, rows, strict=False)):
+            for axis in axes_row[len(row_panels) :]:
+                axis.set_visible(False)
+            for axis, (keys, title) in zip(axes_row, row_panels, strict=False):
+                for key in (k for k in keys if k in self.history):
+                    if row:  # a score: a point per evaluation, joined
+                        xs, ys = _logged(steps, self.history[key])
+                        axis.plot(xs, ys, "o-", label=key, linewidth=0.8, markersize=3)
+                    else:
+                        axis.plot(steps, self.history[key], label=key, linewidth=0.8)
+                axis.set_xlabel("step")
+                axis.set_title(title)
+                axis.legend()
+                axis.grid(alpha=0.3)
         fig.tight_layout()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(self.path, dpi=100)

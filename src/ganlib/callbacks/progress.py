@@ -52,6 +52,10 @@ class ProgressBar(Callback):
     ``epoch 1/10  batch 100/200  step 100  loss_d 1.3021  loss_g 0.7410  D(x) 0.521``
     ``D(G(z)) 0.480>>0.413  0:00:35  571 img/s  ETA 0:06:45``, and an end summary.
 
+    Scores logged at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s
+    ``fd``) stay on the line after their step, with the step they were taken at:
+    ``fd 41.2 (step 1000)``.
+
     Args:
         every_n_steps: Steps between log lines.
         use_tqdm: Force (True) or forbid (False) tqdm; ``None`` decides as above.
@@ -70,6 +74,8 @@ class ProgressBar(Callback):
         self._started = 0.0
         self._first_step = 0
         self._images = 0
+        self._scores: dict[str, tuple[float, int]] = {}  # latest score -> (value, step)
+        self._score_names: list[str] = []
 
     def _out(self) -> TextIO:
         return self.stream if self.stream is not None else sys.stdout
@@ -87,6 +93,7 @@ class ProgressBar(Callback):
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         self._started = time.perf_counter()
+        self._score_names = trainer.callbacks.score_names()
         self._first_step, self._images = trainer.state.step, 0
         self._total = self._total_steps(trainer)
         want = self.use_tqdm
@@ -117,13 +124,25 @@ class ProgressBar(Callback):
     def on_batch_start(self, trainer: Trainer, images: Any) -> None:
         self._images += len(images) * trainer.world.world_size
 
+    def _metrics_text(self, metrics: Mapping[str, float]) -> str:
+        """The step's metrics, then the latest of each score not taken at this step."""
+        earlier = [
+            f"{name} {value:.4g} (step {at})"
+            for name, (value, at) in self._scores.items()
+            if name not in metrics
+        ]
+        return "  ".join([format_metrics(metrics), *earlier])
+
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         step = trainer.state.step
+        for name in self._score_names:
+            if name in metrics:
+                self._scores[name] = (metrics[name], step)
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
             epochs = f"/{trainer.max_epochs}" if trainer.max_epochs is not None else ""
-            text = f"epoch {trainer.state.epoch + 1}{epochs}  {format_metrics(metrics)}"
+            text = f"epoch {trainer.state.epoch + 1}{epochs}  {self._metrics_text(metrics)}"
             self._bar.set_postfix_str(text, refresh=False)  # tqdm redraws at its own pace
             return
         every = self.every_n_steps
@@ -135,7 +154,7 @@ class ProgressBar(Callback):
             self._print(
                 f"epoch {trainer.state.epoch + 1}{epochs}  "
                 f"batch {trainer.state.batch_in_epoch}{batches}  step {step}  "
-                + format_metrics(metrics)
+                + self._metrics_text(metrics)
                 + "  "
                 + self._pace(step)
             )

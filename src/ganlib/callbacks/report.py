@@ -50,6 +50,10 @@ class RunReport(FileWriter):
     ``generated_*.png`` files; list RunReport after it), or from ``out_dir`` without
     one: at most ``max_frames``, evenly spaced over the run, the newest included.
 
+    Scores logged at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s
+    ``fd``, ``diversity``, ...) get a curve each, a point per evaluation, and a table of
+    the latest evaluation's scores with the step it was taken at.
+
     Args:
         out_dir: The run folder; the report is ``out_dir / "report.html"``.
         settings: The run's settings, shown as a table (values as ``str`` shows them).
@@ -96,6 +100,9 @@ class RunReport(FileWriter):
         self.history = MetricHistory(max_points)
         self.latest_scores: dict[str, float] = {}
         self.scores_step: int | None = None
+        self.evaluation: dict[str, float] = {}  # the latest evaluation's scores
+        self.evaluation_step: int | None = None
+        self._score_names: list[str] = []
         self.started: str | None = None  # when the run (not this process) started
         self._elapsed_before = 0.0  # training time of earlier fits (resumes)
         self._fit_clock: float | None = None
@@ -116,6 +123,7 @@ class RunReport(FileWriter):
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         self._fit_clock = time.monotonic()
+        self._score_names = trainer.callbacks.score_names()
         self.started = self.started or datetime.now().isoformat(sep=" ", timespec="seconds")
         check_after_sample_grid(self, trainer)
         self.write(trainer, "running")
@@ -123,6 +131,9 @@ class RunReport(FileWriter):
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         self.history.add(trainer.state.step, metrics)
+        taken = {k: float(metrics[k]) for k in self._score_names if k in metrics}
+        if taken:
+            self.evaluation, self.evaluation_step = taken, trainer.state.step
         if trainer.state.step % self.every_n_steps == 0:
             self.write(trainer, "running")
 
@@ -175,7 +186,8 @@ class RunReport(FileWriter):
     def page(self, trainer: Trainer, status: str, exception: BaseException | None = None) -> Page:
         """What the report shows now."""
         steps, values = self.history.series()
-        extra = [k for k in values if k not in METRIC_NAMES]
+        scores = [k for k in self._score_names if k in values]
+        extra = [k for k in values if k not in METRIC_NAMES and k not in scores]
         groups = [("losses", ("loss_d", "loss_g")), ("D's mean score", METRIC_NAMES[2:])]
         if extra:
             groups.append(("reported by the loss", tuple(extra)))
@@ -183,6 +195,11 @@ class RunReport(FileWriter):
             Panel(title, {k: (steps, values[k]) for k in keys if k in values})
             for title, keys in groups
         ]
+        for key in scores:  # a point per evaluation, joined (not a gap between them)
+            kept = [(x, y) for x, y in zip(steps, values[key], strict=True) if y == y]
+            panels.append(
+                Panel(f"evaluation: {key}", {key: ([x for x, _ in kept], [y for _, y in kept])})
+            )
         metrics = trainer.state.metrics
         return Page(
             title=self.title,
@@ -196,7 +213,11 @@ class RunReport(FileWriter):
                 + (f"{self.history.stride} steps" if self.history.stride > 1 else "1 step")
             ),
             latest=[(k, metrics[k]) for k in METRIC_NAMES if k in metrics],
-            other_metrics=[(k, v) for k, v in metrics.items() if k not in METRIC_NAMES],
+            other_metrics=[
+                (k, v) for k, v in metrics.items() if k not in METRIC_NAMES and k not in scores
+            ],
+            evaluation=list(self.evaluation.items()),
+            evaluation_note=f"taken at step {self.evaluation_step}",
             scores=list(self.latest_scores.items()),
             scores_note=f"taken at step {self.scores_step}",
             frames=self._frames(trainer),
@@ -257,6 +278,8 @@ class RunReport(FileWriter):
             "history": self.history.state_dict(),
             "scores": dict(self.latest_scores),
             "scores_step": self.scores_step,
+            "evaluation": dict(self.evaluation),
+            "evaluation_step": self.evaluation_step,
             "started": self.started,
             "elapsed": self.elapsed(),
         }
@@ -266,6 +289,8 @@ class RunReport(FileWriter):
         self.history.load_state_dict(state_dict["history"])
         self.latest_scores = dict(state_dict["scores"])
         self.scores_step = state_dict["scores_step"]
+        self.evaluation = dict(state_dict.get("evaluation", {}))  # (absent from older ones)
+        self.evaluation_step = state_dict.get("evaluation_step")
         self.started = state_dict["started"]
         self._elapsed_before = float(state_dict["elapsed"])
         self._fit_clock = None if self._fit_clock is None else time.monotonic()

@@ -1,6 +1,7 @@
 """``ganlib train DATA --out runs/NAME``: a GAN on a folder of images (or mnist,
-fashion-mnist) from one command; ``--config run.toml`` gives the same settings from a
-file (flags win); ``--resume runs/NAME`` continues a run from its folder alone."""
+fashion-mnist, stacked-mnist) from one command; ``--config run.toml`` gives the same
+settings from a file (flags win); ``--resume runs/NAME`` continues a run from its folder
+alone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..callbacks import Evaluation
 from ..data.sources import load_run_data
 from ..gan import architectures
 from ..runfolder import RunFolderError, refuse_clobbering
@@ -29,6 +31,7 @@ _TYPES: dict[str, Any] = {
     "epochs": positive_int,
     "max_steps": positive_int,
     "d_steps": positive_int,
+    "r1_every": positive_int,
     "seed": non_negative_int,
     "num_workers": non_negative_int,
     "grid_every": positive_int,
@@ -37,6 +40,9 @@ _TYPES: dict[str, Any] = {
     "grid_samples": positive_int,
     "grid_nrow": positive_int,
     "progress_every": positive_int,
+    "eval_every": positive_int,
+    "eval_samples": int_at_least(2),
+    "early_stop": positive_int,
 }
 _CHOICES = {
     "loss": ("bce", "hinge", "wgan-gp", "lsgan"),
@@ -65,13 +71,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     defaults = RunSettings(data="")
     train = commands.add_parser(
         "train",
-        help="train a GAN on a folder of images, mnist or fashion-mnist",
+        help="train a GAN on a folder of images, mnist, fashion-mnist or stacked-mnist",
         description="Train a GAN and write a run folder: config.toml, sample grids, "
         "metrics.csv, loss_curve.png, checkpoints/. A new run refuses a folder that holds "
         "another run's files: --resume it, --overwrite it, or choose another --out.",
     )
     train.add_argument(
-        "data", nargs="?", default=None, help="a folder of images, mnist or fashion-mnist"
+        "data",
+        nargs="?",
+        default=None,
+        help="a folder of images, mnist, fashion-mnist or stacked-mnist",
     )
     train.add_argument("--config", type=Path, help="a TOML file of settings ([run] table)")
     train.add_argument("--resume", type=Path, help="a run folder to continue (its config.toml)")
@@ -121,7 +130,9 @@ def settings_from(args: argparse.Namespace) -> tuple[RunSettings, bool]:
         given["data"] = args.data
     values = {**base, **given}
     if "data" not in values:
-        raise ValueError("DATA is required: a folder of images, mnist or fashion-mnist")
+        raise ValueError(
+            "DATA is required: a folder of images, mnist, fashion-mnist or stacked-mnist"
+        )
     settings = RunSettings.from_dict(values, source)
     if not 0.0 <= settings.ema_decay < 1.0:
         raise ValueError(f"--ema-decay must be in [0, 1), got {settings.ema_decay}")
@@ -148,6 +159,7 @@ def train_command(args: argparse.Namespace) -> int:
         download=settings.download,
         image_size=settings.image_size,
         channels=settings.channels,
+        conditional=settings.conditional,
     )
     settings.image_size, settings.channels = data.image_size, data.channels
     trainer = build_trainer(settings, num_classes=data.num_classes, overwrite=args.overwrite)
@@ -188,8 +200,12 @@ def train_command(args: argparse.Namespace) -> int:
         },
     )
     shown = {k: round(v, 4) for k, v in state.metrics.items() if k in METRIC_NAMES}
+    evaluation = trainer.callback(Evaluation)
+    best = ""
+    if isinstance(evaluation, Evaluation) and evaluation.best is not None:
+        best = f"; best fd {evaluation.best:.4g} at step {evaluation.best_step} (best.ckpt)"
     print(
-        f"done: {state.step} steps in {seconds:.1f}s; {shown}; sample it with: "
+        f"done: {state.step} steps in {seconds:.1f}s; {shown}{best}; sample it with: "
         f"ganlib sample {out}{' --ema' if settings.ema else ''}"
     )
     return 0

@@ -1,5 +1,6 @@
 """The data of a run, named the way a command line names it: a folder of images, or
-``mnist`` / ``fashion-mnist``; with its image size, channels, classes and fingerprint."""
+``mnist`` / ``fashion-mnist`` / ``stacked-mnist``; with its image size, channels, classes
+and fingerprint."""
 
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ from torch import Tensor
 from .common import DataNotFoundError, to_unit_range
 from .folder import ImageFolder, load_image_folder
 from .mnist import load_mnist
+from .stacked import STACKED_MNIST_MODES, load_stacked_mnist
 
-__all__ = ["FASHION_MNIST_DIRS", "RunData", "load_fashion_mnist", "load_run_data"]
+__all__ = [
+    "FASHION_MNIST_DIRS",
+    "NAMED_DATA",
+    "RunData",
+    "load_fashion_mnist",
+    "load_run_data",
+]
+
+# The data sets a run names instead of a folder.
+NAMED_DATA = ("mnist", "fashion-mnist", "stacked-mnist")
 
 # Where Fashion-MNIST's idx files are looked for besides DATA_DIR/FashionMNIST/raw:
 # Debian's dataset-fashion-mnist package.
@@ -95,13 +106,25 @@ def load_run_data(
     download: bool = True,
     image_size: int | None = None,
     channels: int | None = None,
+    conditional: bool = False,
 ) -> RunData:
-    """Load ``data`` (a folder, ``mnist`` or ``fashion-mnist``) into memory.
+    """Load ``data`` (a folder, ``mnist``, ``fashion-mnist`` or ``stacked-mnist``) into
+    memory.
+
+    ``stacked-mnist`` is [`load_stacked_mnist`][ganlib.data.load_stacked_mnist]'s 60,000
+    images (seed 0) from the ``split``, 3x28x28; its labels are the 1,000 modes.
+
+    Args:
+        conditional: The run will be conditional on the data's classes; refused for
+            ``stacked-mnist``.
 
     Raises:
         DataNotFoundError: A missing folder or data set, with where to put it.
-        ValueError: A named data set at another size or channel count.
+        ValueError: A named data set at another size or channel count, or a
+            conditional run on ``stacked-mnist``.
     """
+    if data == "stacked-mnist":
+        return _stacked_mnist(data_dir, split, download, image_size, channels, conditional)
     if data in ("mnist", "fashion-mnist"):
         if data == "mnist":
             images, labels = load_mnist(data_dir, split, download=download)  # type: ignore[arg-type]
@@ -117,7 +140,7 @@ def load_run_data(
     root = Path(data)
     if not root.is_dir():
         raise DataNotFoundError(
-            f"data {data!r} is neither a folder of images nor one of mnist, fashion-mnist"
+            f"data {data!r} is neither a folder of images nor one of {', '.join(NAMED_DATA)}"
         )
     listing = ImageFolder(root)  # the files, and the classes of a folder of subfolders
     size, kind = _folder_shape(listing.files)
@@ -134,3 +157,35 @@ def load_run_data(
         "classes": len(classes),
     }
     return RunData(images, folder_labels, image_size, channels, len(classes) or None, fingerprint)
+
+
+def _stacked_mnist(
+    data_dir: str | os.PathLike[str],
+    split: str,
+    download: bool,
+    image_size: int | None,
+    channels: int | None,
+    conditional: bool,
+) -> RunData:
+    if conditional:
+        # A conditional pair over 1,000 classes has 1,000-wide label embeddings, and its
+        # sample grid would show every class: 8,000 images. The benchmark is unconditional.
+        raise ValueError(
+            "stacked-mnist is an unconditional benchmark: a conditional run over its "
+            f"{STACKED_MNIST_MODES} modes is not supported; leave --conditional off"
+        )
+    if image_size not in (None, 28) or channels not in (None, 3):
+        raise ValueError(
+            "stacked-mnist is 28x28 with 3 channels: leave --image-size and --channels "
+            f"unset, got image_size={image_size}, channels={channels}"
+        )
+    images, modes = load_stacked_mnist(data_dir, split, download=download)  # type: ignore[arg-type]
+    fingerprint = {
+        "source": "stacked-mnist",
+        "split": split,
+        "images": len(images),
+        "size": 28,
+        "channels": 3,
+        "seed": 0,
+    }
+    return RunData(images, modes, 28, 3, STACKED_MNIST_MODES, fingerprint)

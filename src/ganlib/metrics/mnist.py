@@ -63,17 +63,24 @@ def class_scores(logits: Tensor, min_share: float = 0.25) -> dict[str, float | i
     """
     probs = logits.double().softmax(1)
     num_classes = probs.shape[1]
-    histogram = torch.bincount(probs.argmax(1), minlength=num_classes).double() / len(probs)
-    present = histogram > 0
-    kl_uniform = (histogram[present] * (histogram[present] * num_classes).log()).sum()
+    predicted = probs.argmax(1)
+    histogram = torch.bincount(predicted, minlength=num_classes).double() / len(probs)
     marginal = probs.mean(0)
     per_image_kl = (probs * (probs.clamp_min(1e-12).log() - marginal.log())).sum(1)
     return {
         "classes_covered": int((histogram >= min_share / num_classes).sum()),
-        "kl_to_uniform": float(kl_uniform),
+        "kl_to_uniform": _kl_to_uniform(predicted, num_classes),
         "mean_confidence": float(probs.max(1).values.mean()),
         "classifier_score": math.exp(float(per_image_kl.mean())),
     }
+
+
+def _kl_to_uniform(predicted: Tensor, num_classes: int) -> float:
+    """KL(histogram of the ``predicted`` classes || uniform over ``num_classes``), in nats;
+    empty classes contribute 0."""
+    histogram = torch.bincount(predicted, minlength=num_classes).double() / len(predicted)
+    present = histogram[histogram > 0]
+    return float((present * (present * num_classes).log()).sum())
 
 
 def _checked_batch(images: Tensor, real: bool = False) -> Tensor:

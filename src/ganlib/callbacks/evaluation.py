@@ -1,0 +1,422 @@
+"""Scores during training: the Fréchet distance of a fixed sample every N steps, signs
+of mode collapse, and stopping a run whose score has stopped improving."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import Tensor, nn
+from typing_extensions import override
+
+from .._logging import logger
+from .._validation import check_int
+from ..metrics import (
+    FeatureStats,
+    class_scores,
+    embed,
+    frechet_distance,
+    load_mnist_classifier,
+)
+from ..sampling import preserved_state, sample_images
+from ..seeding import capture_rng_state, evaluation_seed, restore_rng_state
+from .base import Callback
+from .ema import EMA
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
+
+__all__ = ["Evaluation"]
+
+Extractor = Callable[[Tensor], Tensor]
+
+
+def _module_of(function: Any) -> nn.Module | None:
+    """The network behind an extractor: itself, or the module a bound method belongs to."""
+    if isinstance(function, nn.Module):
+        return function
+    owner = getattr(function, "__self__", None)
+    return owner if isinstance(owner, nn.Module) else None
+
+
+@contextlib.contextmanager
+def _global_rng_untouched() -> Iterator[None]:
+    """Torch's and Python's global random states as they were, after the block (a user's
+    extractor may draw from them, as a dropout does)."""
+    state = capture_rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)
+
+
+@contextlib.contextmanager
+def _in_eval_mode(module: nn.Module | None) -> Iterator[None]:
+    """``module`` in eval mode for the block, then as it was (mode and buffers)."""
+    if module is None:
+        yield
+        return
+    with preserved_state(module):
+        module.eval()
+        yield
+
+
+class Evaluation(Callback):
+    """Every ``every_n_steps`` steps, scores a fixed sample of the generator against
+    reference statistics, logs the scores with the step's metrics, and can stop a run
+    whose Fréchet distance has stopped improving.
+
+    The sample is ``num_samples`` images drawn from latents seeded by the run's seed
+    ([`evaluation_seed`][ganlib.seeding.evaluation_seed]): the same latents at every
+    evaluation and after a resume, so the scores compare. It is drawn from the EMA
+    generator when the trainer has an [`EMA`][ganlib.callbacks.EMA] callback (``use_ema``),
+    else from the live generator, through
+    [`sample_images`][ganlib.sampling.sample_images], leaving the networks' modes and
+    BatchNorm statistics and every random stream as they were: a run trains bitwise the
+    same with this callback as without it.
+
+    Scores, added to ``trainer.state.metrics`` (so ``metrics.csv``, the progress line,
+    ``report.html``, TensorBoard and the loss curve show them) under ``prefix`` + name:
+
+    - ``fd``: Fréchet distance to the reference in the extractor's feature space
+      ([`frechet_distance`][ganlib.metrics.frechet_distance]); lower is better.
+    - ``diversity``: the root mean square distance between two samples' features over
+      the same for the reference, ``sqrt(tr Σ_samples / tr Σ_reference)`` (the mean
+      squared distance over all pairs is exactly twice the covariance's trace): about 1
+      for a healthy generator, far below 1 when it collapses onto a few modes.
+    - with a classifier ``head``: ``classes_covered`` (classes that get at least a
+      quarter of a uniform share of the predictions) and ``kl_to_uniform`` (KL of the
+      predicted class histogram to uniform, nats), from
+      [`class_scores`][ganlib.metrics.class_scores]; a notice on the ``ganlib`` logger
+      when the classes covered drop below the previous evaluation's.
+
+    It runs before the callbacks that log the metrics (``order = -10``) and after the
+    [`EMA`][ganlib.callbacks.EMA]. With ``ModelCheckpoint(monitor="fd")`` the checkpoint
+    is saved at each evaluation whose FD is the best so far, as ``best.ckpt``. Its
+    history, best score and the count of evaluations without improvement are kept in
+    checkpoints, so a resumed run scores and stops as an uninterrupted one does.
+
+    Under distributed training every process evaluates (the same latents, the same
+    weights, hence the same scores and the same decision to stop; a generator with
+    SyncBatchNorm needs every process in its forward pass); rank 0 alone prints.
+
+    Args:
+        features: Maps images (B, C, H, W) in [-1, 1] to (B, D) features, such as
+            ``MNISTClassifier.embed`` or ``InceptionFeatures()``; a network (or its
+            method) runs in eval mode, on its own device.
+        reference: Real images (N, C, H, W) in [-1, 1], embedded once when training
+            starts, or their [`FeatureStats`][ganlib.metrics.FeatureStats].
+        every_n_steps: Steps between evaluations.
+        num_samples: Images scored at each evaluation, >= 2. FDs compare only at
+            equal sample counts (fewer samples read higher).
+        head: Maps the features to class logits (``MNISTClassifier.head``), for
+            ``classes_covered`` and ``kl_to_uniform``.
+        monitor: The score that decides the best evaluation and early stopping:
+            ``"fd"``, ``"diversity"``, or with a ``head`` ``"classes_covered"`` or
+            ``"kl_to_uniform"``.
+        mode: ``"min"`` or ``"max"``: which way ``monitor`` is better.
+        patience: Stop the run (``trainer.should_stop``) after this many evaluations
+            in a row without improvement; ``None``: never.
+        min_delta: An improvement must be larger than this, >= 0.
+        at_end: Also evaluate at the run's last step (``max_steps``, or the last batch
+            of ``max_epochs``) when it is not an evaluation step.
+        use_ema: Sample the EMA generator: ``"auto"`` when an ``EMA`` callback is present.
+        eval_mode: Sample with BatchNorm's running statistics (measured afresh for an EMA
+            generator, on a copy); by default with the statistics of each batch, as
+            the recipe samples.
+        batch_size: Images per generator and extractor call (keep it large in train
+            mode: BatchNorm normalises each batch by its own statistics).
+        prefix: Put before every score's name, to keep two evaluations apart.
+
+    Raises:
+        TypeError, ValueError: For bad arguments, naming the argument.
+    """
+
+    order = -10  # after the EMA's update; before every callback that reads the metrics
+
+    def __init__(
+        self,
+        features: Extractor,
+        reference: Tensor | FeatureStats,
+        *,
+        every_n_steps: int = 1000,
+        num_samples: int = 2000,
+        head: Extractor | None = None,
+        monitor: str = "fd",
+        mode: Literal["min", "max"] = "min",
+        patience: int | None = None,
+        min_delta: float = 0.0,
+        at_end: bool = True,
+        use_ema: bool | Literal["auto"] = "auto",
+        eval_mode: bool = False,
+        batch_size: int = 500,
+        prefix: str = "",
+    ) -> None:
+        if not callable(features):
+            raise TypeError(
+                "`features` must map images to features (a callable), "
+                f"got {type(features).__name__}"
+            )
+        if head is not None and not callable(head):
+            raise TypeError(
+                f"`head` must map features to class logits (a callable), got {type(head).__name__}"
+            )
+        if not isinstance(reference, (Tensor, FeatureStats)):
+            raise TypeError(
+                "`reference` must be real images (N, C, H, W) or their FeatureStats, "
+                f"got {type(reference).__name__}"
+            )
+        if isinstance(reference, Tensor) and (reference.dim() != 4 or len(reference) < 2):
+            raise ValueError(
+                "`reference` must be at least 2 images shaped (N, C, H, W), "
+                f"got shape {tuple(reference.shape)}"
+            )
+        if not isinstance(prefix, str):
+            raise TypeError(f"`prefix` must be a string, got {type(prefix).__name__}")
+        self.features, self.head, self.prefix = features, head, prefix
+        self.every_n_steps = check_int("every_n_steps", every_n_steps, 1)
+        self.num_samples = check_int("num_samples", num_samples, 2)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.patience = None if patience is None else check_int("patience", patience, 1)
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
+            raise TypeError(f"`min_delta` must be a number, got {min_delta!r}")
+        if not 0.0 <= min_delta < math.inf:
+            raise ValueError(f"`min_delta` must be finite and >= 0, got {min_delta}")
+        self.min_delta = float(min_delta)
+        if mode not in ("min", "max"):
+            raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+        names = ["fd", "diversity"]
+        names += ["classes_covered", "kl_to_uniform"] if head is not None else []
+        if monitor not in names:
+            raise ValueError(f"`monitor` must be one of {names} here, got {monitor!r}")
+        if use_ema not in (True, False, "auto"):
+            raise ValueError(f"`use_ema` must be True, False or 'auto', got {use_ema!r}")
+        self.monitor, self.mode, self.use_ema = monitor, mode, use_ema
+        self.at_end, self.eval_mode = bool(at_end), bool(eval_mode)
+        self._names = names
+        self._reference = reference
+        self.reference: FeatureStats | None = (
+            reference if isinstance(reference, FeatureStats) else None
+        )
+        self._owned: nn.Module | None = None  # a network built here, moved to the trainer's device
+        # What a checkpoint keeps: every evaluation's scores, the best, the wait since it.
+        self.steps: list[int] = []
+        self.history: dict[str, list[float]] = {}
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.bad_evaluations = 0
+        self.stopped_step: int | None = None
+
+    @classmethod
+    def mnist(
+        cls,
+        reference: Tensor | FeatureStats,
+        *,
+        weights: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> Evaluation:
+        """Scores in the space of ganlib's shipped MNIST classifier
+        ([`load_mnist_classifier`][ganlib.metrics.load_mnist_classifier]), with its head
+        for the classes covered: for 28×28 grayscale digits in [-1, 1].
+
+        Args:
+            reference: Real digits (normally the 10k test split) or their statistics.
+            weights: Other classifier weights of the same architecture (a Fashion-MNIST
+                one, say); the shipped ones when ``None``.
+            kwargs: The other [`Evaluation`][ganlib.callbacks.Evaluation] arguments.
+        """
+        classifier = load_mnist_classifier(weights)
+        evaluation = cls(classifier.embed, reference, head=classifier.head, **kwargs)
+        evaluation._owned = classifier
+        return evaluation
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return f"Evaluation[{self.prefix}]" if self.prefix else "Evaluation"
+
+    @override
+    def score_names(self) -> tuple[str, ...]:
+        return tuple(self.prefix + name for name in self._names)
+
+    # ------------------------------------------------------------------ hooks
+
+    @override
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self._owned is not None:
+            self._owned.to(trainer.device)
+        if self.use_ema is True and trainer.callback(EMA) is None:
+            raise ValueError("Evaluation(use_ema=True) needs an EMA callback in the trainer")
+        if self.reference is None:
+            assert isinstance(self._reference, Tensor)
+            shape = tuple(trainer.gan.image_shape)
+            if tuple(self._reference.shape[1:]) != shape:
+                raise ValueError(
+                    f"`reference` images must have the generator's shape {shape}, "
+                    f"got {tuple(self._reference.shape[1:])}"
+                )
+            self.reference = FeatureStats.of(self._embed(self._reference, trainer.device))
+            self._reference = self.reference  # (the images are no longer needed)
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        step = trainer.state.step
+        if step % self.every_n_steps == 0 or (self.at_end and _last_step(trainer)):
+            scores = self.evaluate(trainer)
+            # The dict the later callbacks receive as `metrics`: they log the scores.
+            trainer.state.metrics.update(scores)
+            self._record(trainer, scores)
+
+    # --------------------------------------------------------------- scoring
+
+    def _extractor_device(self, default: torch.device) -> torch.device:
+        module = _module_of(self.features)
+        parameter = next(module.parameters(), None) if module is not None else None
+        return parameter.device if parameter is not None else default
+
+    def _embed(self, images: Any, device: torch.device) -> Tensor:
+        with _global_rng_untouched(), _in_eval_mode(_module_of(self.features)):
+            return embed(
+                self.features,
+                images,
+                batch_size=self.batch_size,
+                device=self._extractor_device(device),
+            )
+
+    def _sampler(self, trainer: Trainer) -> tuple[nn.Module, str]:
+        ema = trainer.callback(EMA)
+        if self.use_ema and isinstance(ema, EMA) and ema.module is not None:
+            return ema.module, "ema"
+        return trainer.generator, "generator"
+
+    @torch.no_grad()
+    def evaluate(self, trainer: Trainer) -> dict[str, float]:
+        """Score the fixed sample now (what each evaluation step does), without touching
+        the networks' state or any random stream; returns the scores by name."""
+        assert self.reference is not None, "the reference is embedded at on_fit_start"
+        module, _ = self._sampler(trainer)
+        labels = None
+        if trainer.num_classes is not None:  # every class equally often
+            labels = torch.arange(self.num_samples) % trainer.num_classes
+        with _global_rng_untouched():
+            with preserved_state(module):
+                if self.eval_mode and module is not trainer.generator:
+                    ema = trainer.callback(EMA)
+                    assert isinstance(ema, EMA)
+                    ema.recompute_batchnorm(trainer)  # undone when the block ends
+                batches = sample_images(
+                    module,
+                    self.num_samples,
+                    trainer.gan,
+                    batch_size=self.batch_size,
+                    seed=evaluation_seed(trainer.seed),
+                    eval_mode=self.eval_mode,
+                    labels=labels,
+                )
+                features = self._embed(batches, trainer.device)
+            stats = FeatureStats.of(features)
+            scores = {
+                "fd": frechet_distance(stats, self.reference),
+                "diversity": math.sqrt(
+                    float(stats.cov.trace()) / max(float(self.reference.cov.trace()), 1e-300)
+                ),
+            }
+            if self.head is not None:
+                device = self._extractor_device(trainer.device)
+                with _in_eval_mode(_module_of(self.head)):
+                    logits = self.head(features.to(device=device, dtype=torch.float32)).cpu()
+                covered = class_scores(logits)
+                scores["classes_covered"] = float(covered["classes_covered"])
+                scores["kl_to_uniform"] = float(covered["kl_to_uniform"])
+        return {self.prefix + name: value for name, value in scores.items()}
+
+    def _better(self, value: float, than: float) -> bool:
+        if self.mode == "min":
+            return value < than - self.min_delta
+        return value > than + self.min_delta
+
+    def _record(self, trainer: Trainer, scores: Mapping[str, float]) -> None:
+        step = trainer.state.step
+        previous = {name: values[-1] for name, values in self.history.items() if values}
+        self.steps.append(step)
+        for name, value in scores.items():
+            self.history.setdefault(name, []).append(value)
+        value = scores[self.prefix + self.monitor]
+        if math.isfinite(value) and (self.best is None or self._better(value, self.best)):
+            self.best, self.best_step, self.bad_evaluations = value, step, 0
+        else:
+            self.bad_evaluations += 1
+        if trainer.is_main_process:
+            self._report(trainer, scores, previous)
+        if self.patience is not None and self.bad_evaluations >= self.patience:
+            trainer.should_stop = True
+            self.stopped_step = step
+            if trainer.is_main_process:
+                logger.info(
+                    f"Evaluation: stopping at step {step}: {self.prefix}{self.monitor} has "
+                    f"not improved for {self.bad_evaluations} evaluations (patience "
+                    f"{self.patience}, min_delta {self.min_delta:g}); best "
+                    f"{self.best:.4g} at step {self.best_step}"
+                )
+
+    def _report(
+        self, trainer: Trainer, scores: Mapping[str, float], previous: Mapping[str, float]
+    ) -> None:
+        step, p = trainer.state.step, self.prefix
+        _, source = self._sampler(trainer)
+        shown = "  ".join(f"{name} {value:.4g}" for name, value in scores.items())
+        best = (
+            f"{p}{self.monitor} {self.best:.4g} at step {self.best_step}"
+            if self.best is not None
+            else "none"
+        )
+        logger.info(
+            f"evaluation at step {step} ({source}, {self.num_samples} samples): {shown}  "
+            f"(best {best})"
+        )
+        covered, before = scores.get(p + "classes_covered"), previous.get(p + "classes_covered")
+        if covered is not None and before is not None and covered < before:
+            most = max(self.history[p + "classes_covered"])
+            logger.warning(
+                f"Evaluation: classes covered fell from {before:.0f} to {covered:.0f} at step "
+                f"{step} (best {most:.0f}): the generator may be collapsing onto fewer modes"
+            )
+
+    # ----------------------------------------------------------------- state
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "steps": list(self.steps),
+            "history": {name: list(values) for name, values in self.history.items()},
+            "best": self.best,
+            "best_step": self.best_step,
+            "bad_evaluations": self.bad_evaluations,
+            "stopped_step": self.stopped_step,
+        }
+
+    @override
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.steps = [int(s) for s in state_dict["steps"]]
+        self.history = {k: [float(v) for v in vs] for k, vs in state_dict["history"].items()}
+        self.best = state_dict["best"]
+        self.best_step = state_dict["best_step"]
+        self.bad_evaluations = int(state_dict["bad_evaluations"])
+        self.stopped_step = state_dict["stopped_step"]
+
+
+def _last_step(trainer: Trainer) -> bool:
+    """Whether the step just done is the run's last by ``max_steps`` or ``max_epochs``."""
+    state = trainer.state
+    if trainer.max_steps is not None and state.step >= trainer.max_steps:
+        return True
+    return (
+        trainer.max_epochs is not None
+        and trainer.num_batches is not None
+        and state.epoch + 1 >= trainer.max_epochs
+        and state.batch_in_epoch >= trainer.num_batches
+    )
