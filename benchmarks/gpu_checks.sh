@@ -4,7 +4,9 @@
 # Nothing is installed: the machine's python3 (with torch, torchvision, typing-extensions)
 # runs ganlib from src/ ($PYTHON overrides the interpreter).
 # 1. throughput of (a) the recipe's loop, (b) the Trainer, (c) the fast path and each piece,
-#    with the recipe's whole run (2,000 steps of 50) timed on the fast path;
+#    with the recipe's whole run (2,000 steps of 50) timed on the fast path; then what
+#    torch.compile costs and saves there, and after how many steps it pays back (the
+#    figure ganlib.runtime.COMPILE_PAYBACK_STEPS["cuda"] awaits);
 # 2. DDP through torchrun on every GPU (NCCL, SyncBatchNorm, fast path): same weights on
 #    every rank;
 # 3. a tiny MNIST-example run on CUDA (stand-in data) that exercises every output file;
@@ -23,6 +25,7 @@ gpus="$(nvidia-smi -L | wc -l)"
   "$py" -c "import torch, ganlib; print('torch', torch.__version__, 'ganlib', ganlib.__version__)"
   "$py" benchmarks/throughput.py --device cuda --steps 50 --rounds 5 --warmup 20 \
     --pieces bf16,channels_last,compile --full-run
+  "$py" benchmarks/compile_cost.py --device cuda --widths 128
   "$py" -m torch.distributed.run --standalone --nproc_per_node "$gpus" \
     benchmarks/ddp_smoke.py --device cuda --sync-batchnorm --fast
   "$py" -c "from ganlib.data import fake_mnist; fake_mnist('/tmp/gpu_mnist', 500)"

@@ -6,20 +6,25 @@
 In one process, alternating round by round so that machine noise hits all three
 alike: (a) the recipe's loop written out by hand (same networks, same data held in
 memory as one tensor), (b) ``Trainer`` with its defaults, (c) ``Trainer(fast=True)``.
+The Trainers are built for a run of --planned-steps (the recipe's 2,000 by default), which
+decides, as in real use, whether the fast path compiles (a shorter run would not).
 --pieces adds each piece of the fast path alone (bf16 autocast, channels_last,
 torch.compile), as fast+compile the fast path with compile forced on (on a CPU in fp32 the
-fast path does not compile), and as fast-fp32 the fast path in fp32 (what it does on a
-CPU without native bf16, such as an AVX2-only one).
+fast path does not compile), as fast-fp32 the fast path in fp32 (what it does on a CPU
+without native bf16, such as an AVX2-only one), and as fast-eager the fast path never
+compiled (what it does for a run too short to pay compiling back).
 
 Prints, per variant: the median step time, images/s, peak memory, the ratio of its
 throughput to (a), its arithmetic (FLOPs of one step, counted by torch.utils.flop_counter)
 against the machine's measured fp32 matmul peak, this process's CPU time per step and
 its ratio to (a) (all threads together; the steadier figure where other work shares the
 machine, since it counts only the time this process ran), and what it ran with (for the
-Trainers, their ``Runtime``: precision, compile, channels_last, fused Adam, data on the
-device). Then the fp32 ceiling: the most any fp32 fast path could beat (a) by. On
-CPU it also profiles (c)'s steps and prints the share of the step its convolutions take,
-and so what (c) could reach if all else were free.
+Trainers, the ``Runtime`` fit settled: precision, compile, channels_last, fused Adam, data
+on the device). Then the fp32 ceiling: the most any fp32 fast path could beat (a) by at
+the machine's fp32 matmul peak (or why there is none: where its BLAS is below what the
+convolutions reach), and where bf16 is native the same at the bf16 matmul peak. On CPU it
+also profiles (c)'s steps and prints the share of the step its convolutions take, and so
+what (c) could reach if all else were free.
 --full-run also times the recipe's whole run (2,000 steps of 50) with the fast path.
 """
 
@@ -43,6 +48,7 @@ from typing_extensions import override
 
 from ganlib import DCGAN, Callback, Trainer
 from ganlib.device import resolve_device
+from ganlib.runtime import native_bf16
 
 
 def synchronize(device: torch.device) -> None:
@@ -114,28 +120,52 @@ class StepTimer(Callback):
         self._last = now
 
 
+class StopAfter(Callback):
+    """Stops a fit after ``left`` more steps (the Trainer itself plans a longer run)."""
+
+    def __init__(self, left: int = 0) -> None:
+        self.left = left
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Any) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            trainer.should_stop = True
+
+
 class TrainerRun:
-    """(b), (c) and the pieces: a Trainer resumed in place for a few more steps each round."""
+    """(b), (c) and the pieces: a Trainer built for a run of ``planned_steps`` (which
+    decides, as in real use, whether the fast path compiles), fitted a few steps at a
+    time and resumed in place each round."""
 
     def __init__(
-        self, gan: DCGAN, images: torch.Tensor, device: torch.device, **options: Any
+        self,
+        gan: DCGAN,
+        images: torch.Tensor,
+        device: torch.device,
+        planned_steps: int,
+        **options: Any,
     ) -> None:
-        self.timer = StepTimer()
+        self.timer, self.stop = StepTimer(), StopAfter()
         self.trainer = Trainer(
-            gan, device=device, callbacks=[self.timer], progress=False, seed=0, **options
+            gan,
+            device=device,
+            callbacks=[self.timer, self.stop],
+            progress=False,
+            seed=0,
+            max_steps=planned_steps,
+            **options,
         )
-        self.trainer.max_steps = 0
         self.images = images
 
     def run(self, steps: int, batch_size: int) -> list[float]:
         self.timer.times = []
-        self.trainer.max_steps = self.trainer.state.step + steps
-        self.trainer.max_epochs = None
+        self.stop.left, self.trainer.should_stop = steps, False
         self.trainer.fit(self.images, batch_size=batch_size, shuffle=False)
         return self.timer.times
 
     def describe(self) -> str:
-        """What the Trainer ran with (its ``Runtime``)."""
+        """What the Trainer's last fit ran with (its ``Runtime``, as fit settled it)."""
         return self.trainer.runtime.summary()
 
 
@@ -170,10 +200,16 @@ def measure(
     }
 
 
-def matmul_peak(device: torch.device, size: int = 2048, repeat: int = 10) -> float:
-    """The machine's practical fp32 peak in FLOP/s: the best of ``repeat`` timed
-    ``size``-cubed matrix products (what MKL / cuBLAS reach on a large, easy shape)."""
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+def matmul_peak(
+    device: torch.device,
+    size: int = 2048,
+    repeat: int = 10,
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """The machine's practical peak in FLOP/s for ``dtype``: the best of ``repeat`` timed
+    ``size``-cubed matrix products (what MKL / oneDNN / cuBLAS reach on a large, easy
+    shape)."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
     best = float("inf")
@@ -209,9 +245,12 @@ def convolution_share(runner: Any, batch_size: int, steps: int = 3) -> float:
 def full_run(gan: DCGAN, images: torch.Tensor, device: torch.device) -> float:
     """Seconds of training for the recipe's 2,000 steps of 50 with the fast path
     (after a 20-step warm-up, which also compiles where the fast path compiles)."""
-    trainer = Trainer(gan, device=device, fast=True, progress=False, seed=0, max_steps=20)
+    stop = StopAfter(20)
+    trainer = Trainer(
+        gan, device=device, fast=True, callbacks=[stop], progress=False, seed=0, max_steps=2020
+    )
     trainer.fit(images, batch_size=50, shuffle=False)
-    trainer.max_steps = 20 + 2000
+    stop.left, trainer.should_stop = 2000, False
     synchronize(device)
     started = time.perf_counter()
     trainer.fit(images, batch_size=50, shuffle=False)
@@ -219,7 +258,12 @@ def full_run(gan: DCGAN, images: torch.Tensor, device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def report(device: torch.device, results: dict[str, dict[str, Any]], peak: float) -> str:
+def report(
+    device: torch.device,
+    results: dict[str, dict[str, Any]],
+    peak: float,
+    bf16_peak: float | None = None,
+) -> str:
     base = results["a_recipe_loop"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     lines = [
@@ -240,13 +284,27 @@ def report(device: torch.device, results: dict[str, dict[str, Any]], peak: float
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines.append(f"process peak RSS: {rss:.0f} MiB (CPU memory is not split per variant)")
     fast = results.get("c_trainer_fast")
-    if fast is not None:
+    fastest = max(r["flops"] / (r["median_ms"] / 1e3) for r in results.values())
+    if fast is not None and fastest > peak:
+        lines.append(
+            f"fp32 ceiling: none from the matmul: the step's convolutions run at up to "
+            f"{fastest / 1e9:.0f} GFLOP/s here, above the {peak / 1e9:.0f} GFLOP/s of the "
+            "2048^3 fp32 product (its BLAS is not at this CPU's peak)"
+        )
+    elif fast is not None:
         floor_ms = fast["flops"] / peak * 1e3
         lines.append(
             f"fp32 ceiling: (c)'s {fast['flops'] / 1e9:.1f} GFLOP per step take at least "
             f"{floor_ms:.0f} ms at the fp32 matmul peak, so no fp32 fast path beats (a) by "
             f"more than {base['median_ms'] / floor_ms:.2f}x here (c reaches "
             f"{base['median_ms'] / fast['median_ms']:.2f}x)"
+        )
+    if fast is not None and bf16_peak is not None:
+        floor_ms = fast["flops"] / bf16_peak * 1e3
+        lines.append(
+            f"bf16 ceiling: {bf16_peak / 1e9:.0f} GFLOP/s for a 2048^3 bf16 product, so (c)'s "
+            f"{fast['flops'] / 1e9:.1f} GFLOP take at least {floor_ms:.0f} ms in bf16: no "
+            f"bf16 fast path beats (a) by more than {base['median_ms'] / floor_ms:.2f}x here"
         )
     if fast is not None and "conv_share" in fast:
         conv_ms = fast["conv_share"] * fast["median_ms"]
@@ -267,9 +325,16 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--full-run", action="store_true", help="time 2,000 fast-path steps")
     parser.add_argument(
+        "--planned-steps",
+        type=int,
+        default=2000,
+        help="the run the Trainer variants are built for (the recipe's 2,000 steps); "
+        "whether the fast path compiles depends on it",
+    )
+    parser.add_argument(
         "--pieces",
         nargs="?",
-        const="bf16,channels_last,compile,fast+compile,fast-fp32",
+        const="bf16,channels_last,compile,fast+compile,fast-fp32,fast-eager",
         default="",
         help="also time pieces of the fast path alone (comma list; all when bare)",
     )
@@ -280,8 +345,11 @@ def main() -> int:
     template = DCGAN()  # the recipe's networks, DCGAN init
     images = torch.rand(10_000, 1, 28, 28) * 2 - 1  # the test split's size, in memory
 
+    # The Trainers plan --planned-steps beyond all the steps this benchmark runs.
+    planned = args.planned_steps + args.warmup + args.rounds * args.steps + 10
+
     def trainer(**options: Any) -> Callable[[], TrainerRun]:
-        return lambda: TrainerRun(copy.deepcopy(template), images, device, **options)
+        return lambda: TrainerRun(copy.deepcopy(template), images, device, planned, **options)
 
     makers: dict[str, Callable[[], Any]] = {
         "a_recipe_loop": lambda: RecipeLoop(copy.deepcopy(template), images, device),
@@ -294,6 +362,7 @@ def main() -> int:
         "compile": {"compile": True},
         "fast+compile": {"fast": True, "compile": True},  # compile on top, where not default
         "fast-fp32": {"fast": True, "precision": "32"},  # the fast path where bf16 is not native
+        "fast-eager": {"fast": True, "compile": False},  # the fast path, never compiled
     }
     for piece in args.pieces.split(",") if args.pieces else []:  # each piece alone
         makers[f"p_{piece}"] = trainer(**pieces[piece])
@@ -307,7 +376,10 @@ def main() -> int:
             runners["c_trainer_fast"], args.batch_size
         )
     peak = matmul_peak(device)
-    print(report(device, results, peak) if "a_recipe_loop" in results else results)
+    bf16_peak = matmul_peak(device, dtype=torch.bfloat16) if native_bf16(device) else None
+    if bf16_peak is not None:
+        print(f"bf16 matmul peak (best 2048^3 product): {bf16_peak / 1e9:.0f} GFLOP/s")
+    print(report(device, results, peak, bf16_peak) if "a_recipe_loop" in results else results)
     if args.full_run:
         seconds = full_run(copy.deepcopy(template), images, device)
         print(f"full run, fast path: 2000 steps of 50 in {seconds:.2f} s of training")

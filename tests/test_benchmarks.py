@@ -31,14 +31,17 @@ def test_throughput_benchmark_prints_its_table_and_ceiling():
     flops = {name: float(row.split("|")[6]) for name, row in rows.items()}
     assert flops["a_recipe_loop"] > flops["b_trainer"] > 0
     assert flops["c_trainer_fast"] == pytest.approx(flops["b_trainer"], rel=0.01)
-    # Each row says what it ran with: the Trainer's from its Runtime.
+    # Each row says what it ran with: the Trainer's from its Runtime, as fit settled it
+    # for the run the benchmark plans (2,000 steps by default).
     ran_with = {name: row.split("|")[10].strip() for name, row in rows.items()}
     cpu = torch.device("cpu")
     assert ran_with["a_recipe_loop"].startswith("precision 32, compile off, channels_last off")
     assert ran_with["b_trainer"] == Runtime.resolve(cpu).summary()
-    assert ran_with["c_trainer_fast"] == Runtime.resolve(cpu, fast=True).summary()
+    assert ran_with["c_trainer_fast"] == Runtime.resolve(cpu, fast=True).for_run(2000).summary()
     assert "channels_last on" in ran_with["c_trainer_fast"]
-    assert re.search(r"no fp32 fast path beats \(a\) by more than \d+\.\d+x", result.stdout)
+    assert re.search(
+        r"no fp32 fast path beats \(a\) by more than \d+\.\d+x|fp32 ceiling: none", result.stdout
+    )
     assert re.search(r"convolutions alone: \d+% of \(c\)'s step", result.stdout)
 
 
@@ -59,6 +62,37 @@ def test_variants_speed_benchmark_prints_every_variant():
     assert result.stdout.startswith("cpu: ")
     flops = {name: float(row.split("|")[4]) for name, row in rows.items()}
     assert flops["dcgan_sn"] == pytest.approx(flops["dcgan"], rel=0.01)
+
+
+def test_compile_cost_benchmark_times_a_first_step_and_finds_the_break_even():
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        from compile_cost import break_even
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    # 3 first steps 20 s slower, each later step 50 ms faster: even after 3 + 400 steps.
+    assert break_even(3, 20.0, 0.05) == "403"
+    assert break_even(3, 20.0, -0.01).startswith("never")
+    # One fresh-process measurement, uncompiled (compiling would take this test ~40 s).
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "compile_cost.py")]
+    command += ["--child", "first", "--width", "8", "--first-steps", "1", "--batch-size", "4"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seconds = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(seconds) == {"wall", "cpu"} and seconds["wall"] > 0
+
+
+def test_fast_step_pieces_benchmark_prints_the_pieces_and_the_variants():
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "fast_step_pieces.py")]
+    command += ["--variants", "fast,defaults", "--width", "8", "--batch-size", "4"]
+    command += ["--rounds", "1", "--steps", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"convolutions +\d+\.\d%", result.stdout)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| fast |")]
+    fast = Runtime.resolve(torch.device("cpu"), fast=True).summary().replace(", fused Adam", "")
+    assert len(rows) == 1 and f"{fast}, fused Adam" in rows[0]
+    assert "data path:" in result.stdout
 
 
 def test_stacked_mnist_benchmark_trains_scores_and_rescores(tmp_path):

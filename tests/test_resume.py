@@ -205,7 +205,12 @@ def test_atomic_save_keeps_the_previous_file_on_a_crash(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]
 
 
-def test_in_process_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"fast": True}], ids=["plain", "fast"])
+def test_in_process_resume_is_exact(tmp_path, options):
+    # (the fast path: bf16 where native, channels_last, fused Adam, uncompiled on a CPU)
+    def tiny_trainer(**kwargs) -> Trainer:
+        return globals()["tiny_trainer"](**options, **kwargs)
+
     full = tiny_trainer()
     full.max_steps = 5
     full.fit(data(), batch_size=6)
@@ -218,3 +223,15 @@ def test_in_process_resume_is_exact(tmp_path):
     resumed.fit(data(), batch_size=6, ckpt_path=str(tmp_path / "p.ckpt"))
     for a, b in zip(full.generator.parameters(), resumed.generator.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_fast_checkpoint_resumes_in_a_plain_trainer_without_a_notice(tmp_path, capsys):
+    fast = tiny_trainer(fast=True)
+    assert fast.g_optimizer.param_groups[0]["fused"]  # the fast path's fused Adam
+    fast.fit(data(), batch_size=8)
+    fast.save_checkpoint(str(tmp_path / "fast.ckpt"))
+    plain = tiny_trainer()
+    plain.max_steps = 4
+    plain.fit(data(), batch_size=8, ckpt_path=str(tmp_path / "fast.ckpt"))
+    assert plain.state.step == 4 and not plain.g_optimizer.param_groups[0]["fused"]
+    assert "your settings" not in capsys.readouterr().err  # `fused` is no setting of the maths

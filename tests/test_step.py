@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganlib import DCGAN, Trainer
+from ganlib import DCGAN, Trainer, TrainerState
 from ganlib.callbacks import LossCurve, MetricsLogger
 from ganlib.callbacks.progress import format_metrics
 from ganlib.losses import BCELoss, ReportsMetrics, get_loss
-from ganlib.runtime import Runtime
+from ganlib.runtime import COMPILE_PAYBACK_STEPS, CompiledOrEager, Runtime, steps_left
 from ganlib.step import METRIC_NAMES, AdversarialStep
 
 CPU = torch.device("cpu")
@@ -143,16 +143,68 @@ def test_runtime_resolves_once_and_says_why():
     )
     assert plain.reasons == ()
     fast = Runtime.resolve(CPU, fast=True)
-    assert fast.channels_last and fast.preload and not fast.fused_optimizers
-    assert fast.compile == (fast.precision == "bf16")  # compiles on a CPU only in bf16
+    assert fast.channels_last and fast.preload and fast.fused_optimizers  # fused Adam on CPU
+    assert not fast.compile  # compiled steps measured no faster on a CPU
     line = fast.describe()
     assert line.startswith("runtime: device cpu, precision ")
     assert ("native on this cpu" in line) == (fast.precision == "bf16")
+    assert "no compile: measured no faster on a cpu" in line and "fused Adam" in line
     # An explicit choice wins and needs no reason.
     forced = Runtime.resolve(CPU, fast=True, precision="32", compile=True)
     assert forced.precision == "32" and forced.compile and forced.reasons == ()
     with pytest.raises(ValueError, match="`precision` must be one of"):
         Runtime.resolve(CPU, precision="64")
+
+
+@pytest.fixture
+def cpu_pays_back_after_5(monkeypatch):
+    """A CPU whose compiled steps pay compiling back after 5 steps (none measured so)."""
+    monkeypatch.setitem(COMPILE_PAYBACK_STEPS, "cpu", 5)
+
+
+def test_a_run_shorter_than_the_payback_skips_the_fast_paths_compile(cpu_pays_back_after_5):
+    fast = Runtime.resolve(CPU, fast=True, precision="bf16")
+    assert fast.compile and fast.auto_compile
+    assert "compile: on cpu for runs of 5+ steps" in fast.describe()
+    assert fast.for_run(None) is fast and fast.for_run(5) is fast  # unknown or long enough
+    short = fast.for_run(4)
+    assert not short.compile and (short.precision, short.channels_last) == ("bf16", True)
+    line = short.describe()
+    assert "compile off" in line and "compile: on" not in line
+    assert "compile: off for a run of 4 steps, shorter than the ~5 steps" in line
+    # What the caller asked for stays: compile=True, or a runtime that never compiled.
+    assert Runtime.resolve(CPU, fast=True, precision="bf16", compile=True).for_run(1).compile
+    plain = Runtime.resolve(CPU)
+    assert plain.for_run(1) is plain
+    # Where compiling pays back from the first step (CUDA, until measured) it stays.
+    cuda = Runtime(torch.device("cuda"), compile=True, auto_compile=True)
+    assert COMPILE_PAYBACK_STEPS["cuda"] == 0 and cuda.for_run(1) is cuda
+
+
+def test_steps_left_is_the_nearer_limit():
+    at = TrainerState(step=12, epoch=2, batch_in_epoch=2)  # 5 batches an epoch
+    assert steps_left(at, 100, None, 5) == 88
+    assert steps_left(at, None, 4, 5) == 8  # the rest of epoch 3, then epoch 4
+    assert steps_left(at, 100, 4, 5) == 8 and steps_left(at, 15, 4, 5) == 3
+    assert steps_left(at, None, 4, None) is None  # epochs of unknown length
+    assert steps_left(TrainerState(step=20), 20, None, None) == 0
+
+
+def test_fit_settles_compile_for_the_runs_length(capsys, cpu_pays_back_after_5):
+    trainer = Trainer(tiny_gan(), fast=True, max_steps=2, seed=0, device="cpu")
+    step = trainer.train_step
+    assert isinstance(step.networks.generator, CompiledOrEager)  # built to compile
+    assert trainer.fit(real_batch(), batch_size=8).step == 2
+    out = capsys.readouterr().out
+    assert "compile off" in out and "compile: off for a run of 2 steps" in out
+    assert not trainer.runtime.compile and step.runtime is trainer.runtime
+    assert not isinstance(step.networks.generator, CompiledOrEager)
+    # A longer run compiles again (decided afresh; nothing is compiled until it runs).
+    assert step.start_run(5).compile
+    assert all(
+        isinstance(network, CompiledOrEager)
+        for network in (step.networks.generator, step.networks.discriminator)
+    )
 
 
 def test_fit_prints_the_runtime_line_for_the_fast_path(capsys):

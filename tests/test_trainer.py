@@ -417,23 +417,23 @@ def test_exceptions_reach_callbacks_and_propagate():
 def test_fast_path_trains_and_writes_ordinary_checkpoints(tmp_path):
     from ganlib.trainer import _native_bf16
 
-    fast = trainer(tiny_gan(), fast=True, loss="wgan-gp", max_steps=3)
+    # (compile forced on, so that a compiled training runs here too)
+    fast = trainer(tiny_gan(), fast=True, compile=True, loss="wgan-gp", max_steps=3)
     # bf16 only where the CPU computes it natively; an explicit precision wins.
     assert fast.precision == ("bf16" if _native_bf16(torch.device("cpu")) else "32")
     assert trainer(tiny_gan(), fast=True, precision="bf16").precision == "bf16"
     assert (
         fast.channels_last and not trainer(tiny_gan(), fast=True, channels_last=False).channels_last
     )
-    # The fast path compiles on CUDA and in bf16, not on a CPU in fp32; explicit wins.
+    # The fast path compiles where it pays back (on CUDA), not on a CPU; explicit wins.
     from ganlib.trainer import CompiledOrEager
 
     def compiled(t):
         return isinstance(t.train_step.networks.generator, CompiledOrEager)
 
-    assert compiled(fast) == (fast.precision != "32")
-    assert compiled(trainer(tiny_gan(), fast=True, precision="bf16"))
-    assert compiled(trainer(tiny_gan(), fast=True, precision="32", compile=True))
-    assert not compiled(trainer(tiny_gan(), fast=True, precision="bf16", compile=False))
+    assert not compiled(trainer(tiny_gan(), fast=True))
+    assert not compiled(trainer(tiny_gan(), fast=True, precision="bf16"))
+    assert compiled(fast) and compiled(trainer(tiny_gan(), fast=True, precision="32", compile=True))
     before = copy.deepcopy(fast.generator.state_dict())
     state = fast.fit(images(), batch_size=8)
     assert state.step == 3

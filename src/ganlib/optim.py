@@ -31,7 +31,7 @@ def build_optimizer(
             Optimizer``, or ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
         module: The network it optimises.
         name: The argument's name, for messages (``"g_optimizer"`` / ``"d_optimizer"``).
-        fused: Use Adam's fused kernel for the default (CUDA).
+        fused: Use Adam's fused kernel for the default (CUDA and CPU).
 
     Raises:
         ValueError: An optimizer holding parameters of another module.
@@ -80,11 +80,17 @@ def check_same_kind(optimizer: Optimizer, saved: dict[str, Any], name: str) -> N
             )
 
 
+# Settings that choose an implementation, not the maths: put back silently on resume (a
+# fast run's fused Adam resumes in a plain Trainer's for-loop one without a notice).
+_IMPLEMENTATION = frozenset({"fused", "foreach", "capturable", "differentiable"})
+
+
 def keep_hyperparameters(
     optimizer: Optimizer, wanted: list[dict[str, Any]], name: str
 ) -> list[str]:
     """Put back the settings the user gave (``wanted``) after a checkpoint's optimizer
-    state replaced them, and say what changed.
+    state replaced them, and say what changed (implementation switches such as ``fused``
+    are put back without a word).
 
     Returns:
         One line per changed setting, e.g. ``"g_optimizer lr: 0.0002 -> 0.0001"``.
@@ -94,6 +100,7 @@ def keep_hyperparameters(
         for key, value in mine.items():
             if key in ("initial_lr",) or group[key] == value:
                 continue
-            changes.append(f"{name} {key}: {group[key]} -> {value}")
+            if key not in _IMPLEMENTATION:
+                changes.append(f"{name} {key}: {group[key]} -> {value}")
             group[key] = value
     return changes

@@ -4,6 +4,9 @@ resolved once.
 [`Runtime.resolve`][ganlib.runtime.Runtime.resolve] turns the Trainer's engineering
 switches into one object, with the reason for every choice, which
 [`Runtime.describe`][ganlib.runtime.Runtime.describe] prints at the start of ``fit``.
+One choice waits for ``fit``, when the run's length is known:
+[`Runtime.for_run`][ganlib.runtime.Runtime.for_run] drops the fast path's compile for a run
+too short to win back the compile time (`COMPILE_PAYBACK_STEPS`).
 The step reads it (autocast, grad scaler, memory format); process-global switches
 (``cudnn.benchmark``) are set by [`Runtime.activate`][ganlib.runtime.Runtime.activate]
 when training starts, never in a constructor.
@@ -14,19 +17,21 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "COMPILE_PAYBACK_STEPS",
     "CompiledOrEager",
     "Precision",
     "PrecisionName",
     "Runtime",
     "canonical_precision",
     "native_bf16",
+    "steps_left",
 ]
 
 # The canonical names: what `Runtime.precision` and `Trainer.precision` hold.
@@ -44,6 +49,24 @@ _ALIASES: dict[str | int, Precision] = {
     16: "16",
 }
 _AUTOCAST_DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+# Per device type, the run length (steps) from which the fast path's torch.compile wins
+# back its compile time: the first steps' extra wait over eager divided by the time each
+# compiled step saves, measured by `benchmarks/compile_cost.py` (docs/performance.md).
+# A run shorter than that stays eager (decided at fit: `Runtime.for_run`); ``None``: the
+# fast path never compiles there. CPU: compiled steps measured no faster than eager (the
+# MNIST DCGAN, fp32 and bf16, 1 and 2 threads), so no run pays the ~20 s compile back.
+# CUDA: not measured yet, so every fast run compiles (0). Other devices: no compile.
+COMPILE_PAYBACK_STEPS: dict[str, int | None] = {"cpu": None, "cuda": 0}
+
+
+def _compile_reason(device_type: str, payback: int | None) -> str:
+    """Why the fast path compiles on ``device_type`` or not (`COMPILE_PAYBACK_STEPS`)."""
+    if payback is None:
+        if device_type in COMPILE_PAYBACK_STEPS:
+            return f"no compile: measured no faster on a {device_type}"
+        return f"no compile on {device_type}: not measured"
+    return f"compile: on {device_type}" + (f" for runs of {payback}+ steps" if payback else "")
 
 
 def canonical_precision(precision: Any) -> Precision:
@@ -123,11 +146,13 @@ class Runtime:
         precision: ``"32"``, ``"bf16"`` (autocast) or ``"16"`` (autocast + grad scaler).
         compile: ``torch.compile`` each network's forward.
         channels_last: Weights and images in channels_last memory format.
-        fused_optimizers: The default Adam uses its fused kernel (CUDA).
+        fused_optimizers: The default Adam uses its fused kernel (CUDA and CPU).
         cudnn_benchmark: Set ``torch.backends.cudnn.benchmark`` when training starts.
         preload: Hold tensor data on the device and gather batches there.
         reasons: Why each automatic choice went the way it did, for
             [`describe`][ganlib.runtime.Runtime.describe].
+        auto_compile: ``compile`` was the fast path's choice, not the caller's: a run too
+            short to pay it back drops it ([`for_run`][ganlib.runtime.Runtime.for_run]).
     """
 
     device: torch.device
@@ -138,6 +163,7 @@ class Runtime:
     cudnn_benchmark: bool = False
     preload: bool = False
     reasons: tuple[str, ...] = ()
+    auto_compile: bool = False
 
     @classmethod
     def resolve(
@@ -154,11 +180,13 @@ class Runtime:
         Args:
             device: The training device.
             fast: The fast path: preload, channels_last, bf16 where native, compile
-                on CUDA or in bf16, fused Adam and cudnn.benchmark on CUDA.
+                where it pays back (`COMPILE_PAYBACK_STEPS`: on CUDA), fused Adam (CUDA
+                and CPU) and cudnn.benchmark on CUDA.
             precision: ``"32"``, ``"bf16"``, ``"16"`` or one of Lightning 2's names for
                 them (``"32-true"``, ``32``, ``"bf16-mixed"``, ``"16-mixed"``, ``16``;
                 the runtime holds the short name), or ``None`` to decide.
-            compile: Compile the networks' forwards, or ``None`` to decide.
+            compile: Compile the networks' forwards, or ``None`` to decide (and let a
+                short run drop it at ``fit``: [`for_run`][ganlib.runtime.Runtime.for_run]).
             channels_last: channels_last memory format, or ``None``: follows ``fast``.
 
         Raises:
@@ -175,27 +203,44 @@ class Runtime:
                     else f"fp32: bf16 is not native on this {device.type}"
                 )
         checked = canonical_precision(precision)
+        auto_compile = compile is None
         if compile is None:
-            # On a CPU in fp32, compiling measured no faster than channels_last alone
-            # (0.98x; docs/performance.md): the fast path compiles on CUDA and in bf16.
-            compile = fast and (device.type == "cuda" or checked != "32")
+            # Where compiled steps measured no faster (a CPU, in fp32 and in bf16), the
+            # fast path does not compile; where it pays back, a short run may still skip it.
+            payback = COMPILE_PAYBACK_STEPS.get(device.type)
+            compile = fast and payback is not None
             if fast:
-                reasons.append(
-                    "compile: on CUDA or in bf16"
-                    if compile
-                    else "no compile: measured no faster on a CPU in fp32"
-                )
+                reasons.append(_compile_reason(device.type, payback))
         on_cuda = device.type == "cuda"
         return cls(
             device=device,
             precision=checked,
             compile=bool(compile),
             channels_last=fast if channels_last is None else bool(channels_last),
-            fused_optimizers=fast and on_cuda,
+            # Adam's fused kernel: on a CPU 1.02x the for-loop Adam's step (docs/performance.md)
+            fused_optimizers=fast and device.type in ("cuda", "cpu"),
             cudnn_benchmark=fast and on_cuda,
             preload=fast,
             reasons=tuple(reasons),
+            auto_compile=auto_compile and bool(compile),
         )
+
+    def for_run(self, steps: int | None) -> Runtime:
+        """This runtime for a run of ``steps`` more training steps (``None``: not known).
+
+        The fast path's own ``compile`` is dropped, with the reason, when the run is
+        shorter than `COMPILE_PAYBACK_STEPS` for this device type: compiling would cost
+        more time than it saves. A ``compile=True`` the caller asked for always stays.
+        """
+        payback = COMPILE_PAYBACK_STEPS.get(self.device.type) or 0
+        if not self.auto_compile or steps is None or steps >= payback:
+            return self
+        reasons = [reason for reason in self.reasons if not reason.startswith("compile")]
+        reasons.append(
+            f"compile: off for a run of {steps} steps, shorter than the ~{payback} steps "
+            "compiling takes to pay back"
+        )
+        return replace(self, compile=False, reasons=tuple(reasons), auto_compile=False)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -255,3 +300,23 @@ class Runtime:
         """One line: what was chosen, and why."""
         why = f" ({'; '.join(self.reasons)})" if self.reasons else ""
         return f"runtime: device {self.device}, {self.summary()}{why}"
+
+
+def steps_left(
+    position: Any, max_steps: int | None, max_epochs: int | None, batches_per_epoch: int | None
+) -> int | None:
+    """The most steps a run can still take: the nearer of its step and epoch limits, or
+    ``None`` when neither can be counted (an epoch limit on data of unknown length).
+
+    Args:
+        position: Where the run stands: a [`TrainerState`][ganlib.TrainerState] (its
+            ``step``, ``epoch`` and ``batch_in_epoch``).
+        max_steps: The run's step limit, or ``None``.
+        max_epochs: Its epoch limit, or ``None``.
+        batches_per_epoch: Steps per epoch, or ``None`` when not known.
+    """
+    bounds = [] if max_steps is None else [max_steps - position.step]
+    if max_epochs is not None and batches_per_epoch is not None:
+        done = position.epoch * batches_per_epoch + position.batch_in_epoch
+        bounds.append(max_epochs * batches_per_epoch - done)
+    return max(0, min(bounds)) if bounds else None

@@ -90,6 +90,16 @@ class StepNetworks:
         for_g = compiled_d if discriminator is plain_d else CompiledOrEager(plain_d)
         return cls(CompiledOrEager(generator), compiled_d, for_g)
 
+    def eager(self) -> StepNetworks:
+        """The same networks uncompiled (each compiled wrapper's module; the rest as is)."""
+
+        def plain(network: Forward) -> Forward:
+            return network.module if isinstance(network, CompiledOrEager) else network
+
+        return StepNetworks(
+            plain(self.generator), plain(self.discriminator), plain(self.discriminator_for_g)
+        )
+
 
 def _keep_going(network: str, optimizer: Optimizer) -> None:
     """The default hook before an optimizer step: nothing."""
@@ -103,7 +113,8 @@ class AdversarialStep:
         g_optimizer: G's optimizer.
         d_optimizer: D's optimizer.
         loss: The adversarial loss.
-        runtime: Precision (autocast, grad scaling) and memory format.
+        runtime: Precision (autocast, grad scaling) and memory format; a run may drop its
+            compile ([`start_run`][ganlib.step.AdversarialStep.start_run]).
         rng: The step's random stream: latents, fake labels, augmentation, penalties.
         d_steps: D updates per G update.
         augment: Augment every image D sees (see the module docstring): a DiffAugment
@@ -139,6 +150,7 @@ class AdversarialStep:
         self.d_steps = d_steps
         self.augment = resolve_augment(augment)
         self.networks = networks or StepNetworks.build(gan, runtime)
+        self._resolved, self._built = runtime, self.networks
         self.before_optimizer_step = before_optimizer_step
         self.reduce = reduce
         self.scaler = runtime.grad_scaler()
@@ -147,6 +159,16 @@ class AdversarialStep:
         self._penalty_counts = takes_update_index(loss)
         self._g_reads_real = wants_real_logits(loss)
         self.steps_done = 0  # this object's count, for calls that give no ``step``
+
+    def start_run(self, steps: int | None) -> Runtime:
+        """Settle the runtime for a run of ``steps`` more steps (``None``: not known), as
+        [`Runtime.for_run`][ganlib.runtime.Runtime.for_run] decides: a run too short to pay
+        back compiling calls the networks uncompiled. Returns that runtime (also
+        ``self.runtime``); each call decides afresh from the runtime given at construction.
+        """
+        self.runtime = self._resolved.for_run(steps)
+        self.networks = self._built if self.runtime.compile else self._built.eager()
+        return self.runtime
 
     def _seen(self, images: Tensor) -> Tensor:
         """``images`` as D sees them: augmented (fresh draws from the step's stream), or as is."""

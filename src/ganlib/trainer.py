@@ -31,7 +31,7 @@ from .data.checks import check_data
 from .device import resolve_device
 from .gan import GAN, as_gan
 from .losses import AdversarialLoss, LossName, get_loss
-from .runtime import CompiledOrEager, Precision, PrecisionName, Runtime  # noqa: F401  (compat)
+from .runtime import CompiledOrEager, Precision, PrecisionName, Runtime, steps_left  # noqa: F401
 from .runtime import native_bf16 as _native_bf16  # noqa: F401  (importable from here, as before)
 from .signals import GracefulStop
 from .step import AdversarialStep, StepNetworks
@@ -80,12 +80,12 @@ class Trainer:
             in bf16 natively (CUDA, CPUs with AVX512-BF16/AMX), else ``"32"``.
         fast: Turn on the fast path (docs/performance.md): tensor data held on the
             device and gathered there, channels_last, bf16 (see ``precision``),
-            ``torch.compile`` of each network's forward (see ``compile``), and on
-            CUDA fused Adam and ``cudnn.benchmark``. Checkpoints are the same as
+            ``torch.compile`` of each network's forward (see ``compile``), fused Adam
+            (CUDA, CPU), and on CUDA ``cudnn.benchmark``. Checkpoints are the same as
             without it.
-        compile: ``torch.compile`` each network's forward; ``None``: with ``fast``,
-            on CUDA or when autocasting (``precision`` not ``"32"``), not on a CPU
-            in fp32, where it measured no faster.
+        compile: ``torch.compile`` each network's forward; ``None``: with ``fast``, where
+            it pays back (on CUDA, unless ``fit`` finds the run too short for that), not
+            on a CPU, where compiled steps measured no faster (`COMPILE_PAYBACK_STEPS`).
         channels_last: Keep weights and images channels_last; ``None`` follows ``fast``.
         strategy: ``"auto"``: DistributedDataParallel when launched by ``torchrun``
             with several processes (or in an initialised process group), else one
@@ -169,11 +169,9 @@ class Trainer:
         distributed.prepare_networks(self.world, self.device, networks, sync_batchnorm)
         for network in networks:
             self.runtime.place(network)
-        fused = self.runtime.fused_optimizers
-        self.g_optimizer = optim.build_optimizer(g_optimizer, self.generator, "g_optimizer", fused)
-        self.d_optimizer = optim.build_optimizer(
-            d_optimizer, self.discriminator, "d_optimizer", fused
-        )
+        build = functools.partial(optim.build_optimizer, fused=self.runtime.fused_optimizers)
+        self.g_optimizer = build(g_optimizer, self.generator, "g_optimizer")
+        self.d_optimizer = build(d_optimizer, self.discriminator, "d_optimizer")
 
         callbacks = CallbackList.as_list(callbacks)
         from .callbacks import ProgressBar  # (the callbacks import Trainer types)
@@ -277,6 +275,8 @@ class Trainer:
         source.seed = self.seed  # a loaded checkpoint brings its own seed
         self.num_batches = None if source.iterable else len(source)
         self._in_step = False
+        left = steps_left(self.state, self.max_steps, self.max_epochs, self.num_batches)
+        self.runtime = self.train_step.start_run(left)  # a short run may skip compiling
         self.runtime.activate()
         if self.progress and self.world.is_main:
             print(self.runtime.describe(), flush=True)
