@@ -170,3 +170,13 @@ def test_spectral_norm_r1_and_diffaugment_are_settings(shapes, tmp_path, capsys)
     resnet = RunSettings.from_dict({**config, "arch": "resnet"}, "config")
     with pytest.raises(ValueError, match="'resnet' has no setting 'spectral_norm'"):
         build_trainer(resnet)
+
+
+def test_a_runs_adam_takes_its_settings_and_the_fast_paths_kernel(shapes, tmp_path):
+    base = dict(data=str(shapes), out=str(tmp_path / "r"), image_size=12, channels=1, width=8)
+    plain = build_trainer(RunSettings(**base, lr_g=1e-4, beta1=0.0, device="cpu"))
+    assert plain.g_optimizer.defaults["lr"] == 1e-4 and plain.d_optimizer.defaults["lr"] == 2e-4
+    assert plain.g_optimizer.defaults["betas"] == (0.0, 0.999)
+    assert not plain.g_optimizer.defaults["fused"]
+    fast = build_trainer(RunSettings(**base, fast=True, device="cpu"))
+    assert fast.g_optimizer.defaults["fused"] and fast.d_optimizer.defaults["fused"]

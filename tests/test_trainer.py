@@ -264,6 +264,20 @@ def test_default_optimizers_follow_the_recipe():
         assert opt.defaults["lr"] == 2e-4 and opt.defaults["betas"] == (0.5, 0.999)
 
 
+def test_adam_settings_over_the_recipe_and_the_fast_paths_kernel():
+    t = trainer(g_optimizer={"lr": 1e-4}, d_optimizer={"betas": (0.0, 0.9)})
+    assert t.g_optimizer.defaults["lr"] == 1e-4 and t.g_optimizer.defaults["betas"] == (0.5, 0.999)
+    assert t.d_optimizer.defaults["lr"] == 2e-4 and t.d_optimizer.defaults["betas"] == (0.0, 0.9)
+    assert not t.g_optimizer.defaults["fused"]
+    fast = trainer(fast=True, g_optimizer={"lr": 1e-4})
+    assert fast.g_optimizer.defaults["fused"] and fast.d_optimizer.defaults["fused"]
+    own = trainer(fast=True, g_optimizer={"lr": 1e-4, "fused": False})
+    assert not own.g_optimizer.defaults["fused"]  # the user's word wins
+    refused = r"`d_optimizer`: Adam settings \{'momentum': 0.9\} refused"
+    with pytest.raises(TypeError, match=refused):
+        trainer(d_optimizer={"momentum": 0.9})
+
+
 def test_auto_device_on_a_machine_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

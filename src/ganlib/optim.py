@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from torch import nn
 from torch.optim import Adam, Optimizer
 
 __all__ = [
+    "RECIPE_ADAM",
     "OptimizerArg",
     "build_optimizer",
     "check_same_kind",
@@ -16,8 +17,10 @@ __all__ = [
     "keep_hyperparameters",
 ]
 
-# An optimizer, a function of parameters returning one, or None for the recipe's Adam.
-OptimizerArg = Optimizer | Callable[[Iterable[nn.Parameter]], Optimizer] | None
+# An optimizer, a function of parameters returning one, Adam's settings (a mapping such as
+# {"lr": 1e-4}, over the recipe's), or None for the recipe's Adam.
+OptimizerArg = Optimizer | Callable[[Iterable[nn.Parameter]], Optimizer] | Mapping[str, Any] | None
+RECIPE_ADAM: dict[str, Any] = {"lr": 2e-4, "betas": (0.5, 0.999)}
 _NETWORKS = {"g_optimizer": "generator", "d_optimizer": "discriminator"}
 
 
@@ -28,17 +31,25 @@ def build_optimizer(
 
     Args:
         arg: An optimizer over ``module``'s parameters, a function ``params ->
-            Optimizer``, or ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
+            Optimizer``, a mapping of Adam's keyword arguments over the recipe's (``{"lr":
+            1e-4}``), or ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)). The Trainer
+            chooses the implementation (``fused``) of the last two.
         module: The network it optimises.
         name: The argument's name, for messages (``"g_optimizer"`` / ``"d_optimizer"``).
-        fused: Use Adam's fused kernel for the default (CUDA and CPU).
+        fused: Use Adam's fused kernel for the Adam this builds (CUDA and CPU).
 
     Raises:
         ValueError: An optimizer holding parameters of another module.
-        TypeError: Anything else than the three forms.
+        TypeError: Anything else than the four forms, or a setting Adam does not take.
     """
-    if arg is None:  # the recipe's Adam
-        return Adam(module.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=fused or None)
+    if arg is None or isinstance(arg, Mapping):  # Adam: the recipe's, or with these settings
+        settings = {**RECIPE_ADAM, **(arg or {})}
+        if "fused" not in settings:
+            settings["fused"] = fused or None
+        try:
+            return Adam(module.parameters(), **settings)
+        except TypeError as error:
+            raise TypeError(f"`{name}`: Adam settings {dict(arg or {})} refused: {error}") from None
     if isinstance(arg, Optimizer):
         owned = {id(p) for p in module.parameters()}
         held = [p for group in arg.param_groups for p in group["params"]]
@@ -51,7 +62,8 @@ def build_optimizer(
     if callable(arg):
         return arg(module.parameters())
     raise TypeError(
-        f"`{name}` must be a torch Optimizer, a function of parameters returning one, or None; "
+        f"`{name}` must be a torch Optimizer, a function of parameters returning one, a mapping "
+        f"of Adam settings, or None; "
         f"got {type(arg).__name__}"
     )
 

@@ -306,7 +306,6 @@ def build_trainer(
     if settings.spectral_norm:
         config["spectral_norm"] = True
     gan = build_gan(settings.arch, config)
-    betas = (settings.beta1, settings.beta2)
     return Trainer(
         gan,
         loss=get_loss(
@@ -315,8 +314,9 @@ def build_trainer(
             r1_every=settings.r1_every,
         ),
         augment=settings.augment,
-        g_optimizer=torch.optim.Adam(gan.generator.parameters(), lr=settings.lr_g, betas=betas),
-        d_optimizer=torch.optim.Adam(gan.discriminator.parameters(), lr=settings.lr_d, betas=betas),
+        # Adam's settings, not Adam: the Trainer picks the kernel (fused on the fast path)
+        g_optimizer={"lr": settings.lr_g, "betas": (settings.beta1, settings.beta2)},
+        d_optimizer={"lr": settings.lr_d, "betas": (settings.beta1, settings.beta2)},
         d_steps=settings.d_steps,
         device=settings.device,
         precision=settings.precision,  # type: ignore[arg-type]

@@ -68,8 +68,8 @@ class Trainer:
             latent_dim_or_sampler)`` tuple; trained on (images, labels) if ``num_classes``.
         loss: ``"bce"`` (the recipe), ``"hinge"``, ``"wgan-gp"``, ``"lsgan"``, or a
             loss object (see [`ganlib.losses`][ganlib.losses]).
-        g_optimizer: Optimizer for G, a function ``params -> Optimizer``, or
-            ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
+        g_optimizer: Optimizer for G, a function ``params -> Optimizer``, Adam's settings
+            (``{"lr": 1e-4}``), or ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
         d_optimizer: The same for D.
         d_steps: D updates per G update, >= 1.
         augment: DiffAugment on all D sees ([`augment`][ganlib.augment]): a policy like
