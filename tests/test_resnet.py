@@ -15,7 +15,7 @@ from torch.nn.utils import parametrize
 from ganlib import ResNetGAN, Trainer, load_gan
 from ganlib.callbacks import EMA
 from ganlib.gan import architectures, build_gan
-from ganlib.models import ConditionalBatchNorm2d, size_plan
+from ganlib.models import ConditionalBatchNorm2d, size_plan, spectral_norm_
 
 
 def tiny(**kwargs) -> ResNetGAN:
@@ -271,3 +271,20 @@ def test_trainer_smoke_exact_resume_and_load_gan(tmp_path, num_classes):
         assert torch.equal(a, b), name
     averaged = load_gan(tmp_path / "full.ckpt", ema=True)
     assert averaged.image_shape == (1, 12, 12)
+
+
+def test_one_row_or_column_weights_are_divided_by_their_norm_and_compile():
+    # A grayscale image's 1x1 shortcut (one input column) and the one-logit linear layer
+    # (one row): their only singular value is the norm, taken exactly, with no power
+    # iteration, whose one-element vector broke torch.compile's backward after two
+    # discriminator passes (real, fake).
+    net = spectral_norm_(nn.Sequential(nn.Conv2d(1, 4, 1), nn.Flatten(), nn.Linear(64, 1)))
+    for layer in (net[0], net[2]):
+        assert not any(name.endswith(("_u", "_v")) for name, _ in layer.named_buffers())
+        sigma = torch.linalg.matrix_norm(layer.weight.flatten(1), 2)
+        assert sigma.item() == pytest.approx(1.0, abs=1e-6)
+    compiled = torch.compile(net)
+    for _ in range(2):
+        real, fake = compiled(torch.randn(3, 1, 4, 4)), compiled(torch.randn(3, 1, 4, 4))
+        (real.sum() - fake.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())

@@ -3,7 +3,12 @@
 Spectral normalisation (Miyato et al., 2018) divides a weight by an estimate of its
 largest singular value, kept by one power iteration per training forward; it is
 PyTorch's ``torch.nn.utils.parametrizations.spectral_norm``, applied here to every
-layer of a network at once, with its random start vectors drawn reproducibly.
+layer of a network at once, with its random start vectors drawn reproducibly. A weight
+whose matrix is one row or one column (a 1x1 convolution of a grayscale image, a linear
+layer to one logit) has its norm as its only singular value: it is divided by that,
+exactly, with no power iteration. (PyTorch's power iteration on a one-element vector
+also breaks ``torch.compile``'s backward when a network runs twice before it, as a
+discriminator on real and fake images does.)
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Collection
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 __all__ = ["ConditionalBatchNorm2d", "spectral_norm_"]
@@ -51,8 +57,23 @@ def spectral_norm_(
             torch.default_generator.manual_seed(seed)  # the CPU generator only
         for layer in list(module.modules()):
             if isinstance(layer, _NORMALISED) and not any(layer is s for s in skip):
-                spectral_norm(layer)
+                if min(layer.weight.shape[0], layer.weight[0].numel()) == 1:
+                    parametrize.register_parametrization(layer, "weight", _VectorNorm())
+                else:
+                    spectral_norm(layer)
     return module
+
+
+class _VectorNorm(nn.Module):
+    """Divides a weight by its norm: the exact spectral normalisation of a weight whose
+    matrix (``weight.flatten(1)``) is one row or one column."""
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return weight / torch.linalg.vector_norm(weight).clamp_min(self.eps)
 
 
 class ConditionalBatchNorm2d(nn.Module):
