@@ -15,7 +15,7 @@ from conftest import REPO_ROOT
 from ganlib.checkpoint import load_checkpoint
 from ganlib.cli import main
 from ganlib.data.shapes import make_shapes
-from ganlib.runs import RunSettings, build_trainer, read_config
+from ganlib.runs import DEFAULT_WIDTHS, RunSettings, build_trainer, read_config
 
 TINY = ["--width", "4", "--latent-dim", "8", "--batch-size", "8", "--device", "cpu"]
 
@@ -180,3 +180,34 @@ def test_a_runs_adam_takes_its_settings_and_the_fast_paths_kernel(shapes, tmp_pa
     assert not plain.g_optimizer.defaults["fused"]
     fast = build_trainer(RunSettings(**base, fast=True, device="cpu"))
     assert fast.g_optimizer.defaults["fused"] and fast.d_optimizer.defaults["fused"]
+
+
+@pytest.mark.parametrize(
+    ("given", "size", "channels", "chosen"),
+    [
+        ({}, 28, 1, ("resnet", 32)),  # small grayscale: the measured best (docs/results.md)
+        ({}, 32, 1, ("resnet", 32)),
+        ({}, 33, 1, ("dcgan", 64)),
+        ({}, 28, 3, ("dcgan", 64)),
+        ({"spectral_norm": True}, 28, 1, ("dcgan", 64)),  # only DCGAN has the switch
+        ({"width": 16}, 28, 1, ("resnet", 16)),
+        ({"arch": "dcgan"}, 28, 1, ("dcgan", 64)),
+        ({"arch": "dcgan", "width": 128}, 28, 1, ("dcgan", 128)),
+    ],
+)
+def test_the_network_is_chosen_for_the_data_unless_given(given, size, channels, chosen):
+    settings = RunSettings(data="mnist", image_size=size, channels=channels, **given)
+    settings.choose_network()
+    assert (settings.arch, settings.width) == chosen
+
+
+def test_a_chosen_network_is_recorded_and_a_config_is_type_checked(shapes, tmp_path):
+    run = tmp_path / "auto"
+    args = ["train", str(shapes), "--out", str(run), "--channels", "1", "--max-steps", "1"]
+    assert main([*args, *TINY[2:]]) == 0  # grayscale, 21 px, no --arch or --width
+    config = read_config(run / "config.toml")
+    assert config["arch"] == "resnet" and config["width"] == DEFAULT_WIDTHS["resnet"]
+    with pytest.raises(ValueError, match=r"cfg: `width` must be int, got '8'"):
+        RunSettings.from_dict({"data": "mnist", "width": "8"}, "cfg")
+    with pytest.raises(ValueError, match=r"cfg: `max_steps` must be int, got True"):
+        RunSettings.from_dict({"data": "mnist", "max_steps": True}, "cfg")

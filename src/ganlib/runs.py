@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import sys
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,13 @@ __all__ = [
 
 CONFIG_NAME = "config.toml"
 
+# The network a run gets when it names none: for small grayscale images (one channel, at
+# most SMALL_IMAGE pixels a side: MNIST, Fashion-MNIST) the residual family, which
+# docs/results.md measured best at the full MNIST budget; DCGAN for the rest. A width
+# not given is the architecture's entry here (a user's architecture: its builder's default).
+SMALL_IMAGE = 32
+DEFAULT_WIDTHS = {"dcgan": 64, "resnet": 32}
+
 
 @dataclass
 class RunSettings:
@@ -66,9 +74,12 @@ class RunSettings:
         download: Allow downloading named data sets that are missing.
         image_size: Side of the square images; the data's when ``None``.
         channels: Image channels; the data's when ``None``.
-        arch: A registered architecture (``ganlib.gan.architectures()``).
+        arch: A registered architecture (``ganlib.gan.architectures()``), or ``None``:
+            ``resnet`` for grayscale images up to 32 pixels a side, ``dcgan`` otherwise
+            (and with ``spectral_norm``).
         latent_dim: Latent size.
-        width: Feature channels next to the image.
+        width: Feature channels next to the image, or ``None``: 32 for ``resnet``, 64 for
+            ``dcgan``.
         spectral_norm: Spectral normalisation in D (DCGAN; ResNetGAN's D always has it).
         conditional: Train on the data's classes (folder subfolders, digits).
         loss: ``bce``, ``hinge``, ``wgan-gp`` or ``lsgan``.
@@ -117,9 +128,9 @@ class RunSettings:
     download: bool = True
     image_size: int | None = None
     channels: int | None = None
-    arch: str = "dcgan"
+    arch: str | None = None
     latent_dim: int = 100
-    width: int = 64
+    width: int | None = None
     spectral_norm: bool = False
     conditional: bool = False
     loss: str = "bce"
@@ -156,6 +167,21 @@ class RunSettings:
     eval_features: str = "auto"
     early_stop: int | None = None
 
+    def choose_network(self) -> None:
+        """Fill in ``arch`` and ``width`` where they are ``None``, for the data's
+        ``image_size`` and ``channels`` (in place; given values are kept).
+
+        Raises:
+            ValueError: If ``image_size`` or ``channels`` is still unresolved.
+        """
+        if self.image_size is None or self.channels is None:
+            raise ValueError("choose_network needs image_size and channels (the data's)")
+        if self.arch is None:
+            small_gray = self.channels == 1 and self.image_size <= SMALL_IMAGE
+            self.arch = "resnet" if small_gray and not self.spectral_norm else "dcgan"
+        if self.width is None:
+            self.width = DEFAULT_WIDTHS.get(self.arch)
+
     @classmethod
     def names(cls) -> list[str]:
         """The setting names, in order."""
@@ -176,19 +202,25 @@ class RunSettings:
                 f"{source}: `data` is required (a folder, mnist, fashion-mnist or stacked-mnist)"
             )
         settings = cls(data=str(values["data"]))
+        kinds = _setting_kinds()
         for name, value in values.items():
-            default = getattr(settings, name)
-            kind = type(default) if default is not None else None
-            ok = value is None or kind is None or isinstance(value, kind)
+            kind = kinds[name]
+            ok = value is None or isinstance(value, kind)
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value, ok = float(value), True
-            if not ok or (isinstance(value, bool) and kind is not bool and kind is not None):
-                raise ValueError(
-                    f"{source}: `{name}` must be {kind.__name__ if kind else 'a value'}, "
-                    f"got {value!r}"
-                )
+            if not ok or (isinstance(value, bool) and kind is not bool):
+                raise ValueError(f"{source}: `{name}` must be {kind.__name__}, got {value!r}")
             setattr(settings, name, value)
         return settings
+
+
+@functools.cache
+def _setting_kinds() -> dict[str, type]:
+    """Each setting's type, ``X`` of an ``X | None`` annotation."""
+    kinds = {}
+    for name, hint in typing.get_type_hints(RunSettings).items():
+        kinds[name] = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    return kinds
 
 
 def _toml_value(value: Any) -> str:
@@ -282,7 +314,9 @@ def build_trainer(
     """The pair (seeded by ``settings.seed``), its optimizers and the run's Trainer.
 
     Args:
-        settings: The run's settings, with ``image_size`` and ``channels`` resolved.
+        settings: The run's settings, with ``image_size`` and ``channels`` resolved;
+            ``arch`` and ``width`` left ``None`` are chosen for them, in place
+            ([`RunSettings.choose_network`][ganlib.runs.RunSettings.choose_network]).
         num_classes: The data's classes, for a conditional run.
         overwrite: Let a fresh run replace an earlier run's files.
         trainer_args: More [`Trainer`][ganlib.Trainer] arguments.
@@ -292,13 +326,14 @@ def build_trainer(
     """
     if settings.image_size is None or settings.channels is None:
         raise ValueError("build_trainer needs settings.image_size and settings.channels")
+    settings.choose_network()
+    assert settings.arch is not None  # (chosen)
     torch.manual_seed(settings.seed)  # the networks' initialisation
     config: dict[str, Any] = dict(
-        image_size=settings.image_size,
-        channels=settings.channels,
-        latent_dim=settings.latent_dim,
-        width=settings.width,
+        image_size=settings.image_size, channels=settings.channels, latent_dim=settings.latent_dim
     )
+    if settings.width is not None:  # (None: a user architecture's own default)
+        config["width"] = settings.width
     if settings.conditional:
         if num_classes is None:
             raise ValueError("a conditional run needs data with classes (subfolders, digits)")
