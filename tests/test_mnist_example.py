@@ -113,6 +113,9 @@ def test_full_epoch_on_a_stand_in_mnist_writes_epoch_grids(tmp_path):
     report = json.loads((out / "metrics.json").read_text())
     assert report["headline"] == "ema"  # the recommended preset keeps a warmed-up EMA
     assert report["settings"]["ema"] and report["settings"]["ema_warmup"]
+    # The recommended network: the residual family (its width given: 2).
+    assert (report["settings"]["arch"], report["settings"]["width"]) == ("resnet", 2)
+    assert "training a ResNetGAN (recommended: width 2, train split" in result.stdout
     assert set(report["samples"]) == {"generator", "generator_eval", "ema", "ema_eval"}
     assert report["samples"]["ema"]["num_samples"] == 50
 
@@ -132,6 +135,8 @@ def test_recipe_preset_and_dataset_pipeline(tmp_path):
     assert summary["preset"] == "recipe"
     # The recipe's values, except the flag given explicitly.
     assert summary["settings"] == {
+        "arch": "dcgan",  # the recipe's network (its width given: 2)
+        "width": 2,
         "split": "test",
         "shuffle": False,
         "loss": "hinge",
