@@ -120,3 +120,28 @@ def test_stacked_mnist_benchmark_trains_scores_and_rescores(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rescored = json.loads(again.read_text())
     assert rescored["samples"] == report["samples"] and rescored["train_seconds"] is None
+
+
+def test_compare_runs_plots_each_runs_logged_points_and_refuses_mistakes(tmp_path):
+    pytest.importorskip("matplotlib")
+    for name, fds in (("a", ["", "4.0", "", "1.5"]), ("b", ["", "3.0", "", "nan"])):
+        run = tmp_path / name
+        run.mkdir()
+        rows = ["step,loss_d,fd"] + [f"{s},0.5,{fd}" for s, fd in enumerate(fds, 1)]
+        (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    script = str(REPO_ROOT / "benchmarks" / "compare_runs.py")
+
+    def compare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+
+    out = tmp_path / "fd.png"
+    result = compare(str(tmp_path / "a"), str(tmp_path / "b"), "--labels", "A,B", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "A (2 points), B (1 points)" in result.stdout  # logged, finite values only
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = compare(str(tmp_path / "a"), "--out", str(out))
+    assert again.returncode == 2 and "exists" in again.stderr  # never overwritten
+    missing = compare(str(tmp_path / "a"), "--metric", "kid", "--out", str(tmp_path / "k.png"))
+    assert missing.returncode == 2 and "has no column 'kid'" in missing.stderr
+    labels = compare(str(tmp_path / "a"), "--labels", "A,B", "--out", str(tmp_path / "l.png"))
+    assert labels.returncode == 2 and "--labels has 2 names for 1 runs" in labels.stderr
