@@ -10,7 +10,8 @@ epochs and 50 fixed latents shown 10 per row. --recipe is ../shared/SEED_RECIPE.
 the letter: the 28x28 DCGAN at width 128 with DCGAN init, the 10k test split in file
 order, samples from the live generator. The recommended preset changes what
 docs/results.md measured to help (see RECOMMENDED below): the residual family
-(ResNetGAN, width 32), the 60k train split reshuffled, an EMA generator with warm-up.
+(ResNetGAN, width 32; with --conditional the recipe's DCGAN, which measured better
+there), the 60k train split reshuffled, an EMA generator with warm-up.
 Any flag given explicitly overrides the preset.
 
 --conditional trains a class-conditional pair on (image, digit) pairs; its grids have
@@ -76,6 +77,9 @@ RECOMMENDED = dict(
     ema=True,
     ema_warmup=True,
 )
+# With --conditional the recipe's DCGAN measured better than the residual family (FD 4.0x
+# against 16.7x the floor at the full budget, both >= 99.7% conditional accuracy).
+RECOMMENDED_CONDITIONAL = dict(RECOMMENDED, arch="dcgan", width=128)
 
 
 def eval_count(text: str) -> int:
@@ -191,7 +195,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-download", action="store_true", help="never try to download")
     args = parser.parse_args(argv)
-    for key, value in (RECIPE if args.recipe else RECOMMENDED).items():
+    recommended = RECOMMENDED_CONDITIONAL if args.conditional else RECOMMENDED
+    for key, value in (RECIPE if args.recipe else recommended).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     for name in ("lr_g", "lr_d"):

@@ -165,6 +165,8 @@ def test_conditional_run_draws_a_row_per_digit_and_reports_its_accuracy(tmp_path
     assert "conditional accuracy" in result.stdout
     report = json.loads((out / "metrics.json").read_text())
     assert report["settings"]["conditional"] is True
+    # The recommended preset's conditional network: the recipe's DCGAN (width 2 given).
+    assert (report["settings"]["arch"], report["settings"]["width"]) == ("dcgan", 2)
     for scores in report["samples"].values():
         assert 0.0 <= scores["conditional_accuracy"] <= 1.0
     with Image.open(out / "generated_epoch_001.png") as grid:

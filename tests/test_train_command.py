@@ -190,6 +190,7 @@ def test_a_runs_adam_takes_its_settings_and_the_fast_paths_kernel(shapes, tmp_pa
         ({}, 33, 1, ("dcgan", 64)),
         ({}, 28, 3, ("dcgan", 64)),
         ({"spectral_norm": True}, 28, 1, ("dcgan", 64)),  # only DCGAN has the switch
+        ({"conditional": True}, 28, 1, ("dcgan", 64)),  # measured better conditional
         ({"width": 16}, 28, 1, ("resnet", 16)),
         ({"arch": "dcgan"}, 28, 1, ("dcgan", 64)),
         ({"arch": "dcgan", "width": 128}, 28, 1, ("dcgan", 128)),

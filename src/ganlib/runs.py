@@ -55,7 +55,8 @@ CONFIG_NAME = "config.toml"
 
 # The network a run gets when it names none: for small grayscale images (one channel, at
 # most SMALL_IMAGE pixels a side: MNIST, Fashion-MNIST) the residual family, which
-# docs/results.md measured best at the full MNIST budget; DCGAN for the rest. A width
+# docs/results.md measured best at the full MNIST budget; DCGAN for the rest, and for
+# conditional runs (where DCGAN measured better on MNIST). A width
 # not given is the architecture's entry here (a user's architecture: its builder's default).
 SMALL_IMAGE = 32
 DEFAULT_WIDTHS = {"dcgan": 64, "resnet": 32}
@@ -76,7 +77,7 @@ class RunSettings:
         channels: Image channels; the data's when ``None``.
         arch: A registered architecture (``ganlib.gan.architectures()``), or ``None``:
             ``resnet`` for grayscale images up to 32 pixels a side, ``dcgan`` otherwise
-            (and with ``spectral_norm``).
+            (and with ``spectral_norm`` or ``conditional``).
         latent_dim: Latent size.
         width: Feature channels next to the image, or ``None``: 32 for ``resnet``, 64 for
             ``dcgan``.
@@ -178,7 +179,8 @@ class RunSettings:
             raise ValueError("choose_network needs image_size and channels (the data's)")
         if self.arch is None:
             small_gray = self.channels == 1 and self.image_size <= SMALL_IMAGE
-            self.arch = "resnet" if small_gray and not self.spectral_norm else "dcgan"
+            plain = not (self.spectral_norm or self.conditional)
+            self.arch = "resnet" if small_gray and plain else "dcgan"
         if self.width is None:
             self.width = DEFAULT_WIDTHS.get(self.arch)
 
