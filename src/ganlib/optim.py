@@ -43,9 +43,7 @@ def build_optimizer(
         TypeError: Anything else than the four forms, or a setting Adam does not take.
     """
     if arg is None or isinstance(arg, Mapping):  # Adam: the recipe's, or with these settings
-        settings = {**RECIPE_ADAM, **(arg or {})}
-        if "fused" not in settings:
-            settings["fused"] = fused or None
+        settings = {**RECIPE_ADAM, "fused": fused or None, **(arg or {})}
         try:
             return Adam(module.parameters(), **settings)
         except TypeError as error:

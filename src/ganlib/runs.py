@@ -56,8 +56,8 @@ CONFIG_NAME = "config.toml"
 # The network a run gets when it names none: for small grayscale images (one channel, at
 # most SMALL_IMAGE pixels a side: MNIST, Fashion-MNIST) the residual family, which
 # docs/results.md measured best at the full MNIST budget; DCGAN for the rest, and for
-# conditional runs (where DCGAN measured better on MNIST). A width
-# not given is the architecture's entry here (a user's architecture: its builder's default).
+# conditional runs (where DCGAN measured better on MNIST). A width not given is the
+# architecture's entry here (a user's architecture: its builder's default).
 SMALL_IMAGE = 32
 DEFAULT_WIDTHS = {"dcgan": 64, "resnet": 32}
 
