@@ -340,6 +340,7 @@ class Trainer:
             num_workers=check_int("num_workers", num_workers, 0),
             seed=self.seed,
             device=self.device,
+            dtype=next(self.discriminator.parameters()).dtype,  # the networks' (float64 too)
             preload=self.runtime.preload,
             rank=self.world.rank,
             world_size=self.world.world_size,
