@@ -340,7 +340,7 @@ class Trainer:
             num_workers=check_int("num_workers", num_workers, 0),
             seed=self.seed,
             device=self.device,
-            dtype=next(self.discriminator.parameters()).dtype,  # the networks' (float64 too)
+            dtype=self._dtype(),  # the networks' (float64 too)
             preload=self.runtime.preload,
             rank=self.world.rank,
             world_size=self.world.world_size,
@@ -378,6 +378,14 @@ class Trainer:
             raise_first(self.callbacks.call_all("on_teardown", self))
         self.world.barrier()  # every process leaves fit once rank 0's final files are written
         return self.state
+
+    def _dtype(self) -> torch.dtype:
+        """The floating dtype of the task's weights (batches are cast to it)."""
+        for network in self.task.networks.values():
+            for parameter in network.parameters():
+                if parameter.is_floating_point():
+                    return parameter.dtype
+        return torch.get_default_dtype()
 
     def _done(self) -> bool:
         s = self.state
