@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from torch.utils.data import IterableDataset, TensorDataset
 
 from conftest import REPO_ROOT
 from ddp_worker import identifiable_images, tiny_gan
-from ganlib import Trainer
+from ganlib import DCGAN, Trainer
 from ganlib.batching import BatchSource
 from ganlib.callbacks import Callback, MetricsLogger
 from ganlib.callbacks.base import CallbackList
@@ -159,3 +160,111 @@ def test_other_ranks_skip_callbacks_that_write(tmp_path):
 def test_step_seeds_differ_per_rank_and_step():
     seeds = {step_seed(7, rank, step) for rank in range(4) for step in range(100)}
     assert len(seeds) == 400
+
+
+# ---------------------------------------------------------------- launchers and engines
+
+LAUNCH_WORKER = REPO_ROOT / "tests" / "launch_worker.py"
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+# What a launcher sets for its processes: the own-group test starts them without any.
+LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run_together(commands: list[list[str]], env: dict[str, str]) -> list[tuple[int, str]]:
+    """Start every command at once and wait for all: (exit code, stderr) of each."""
+    processes = [
+        subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for c in commands
+    ]
+    outputs = []
+    for process in processes:
+        try:
+            output, _ = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            for other in processes:
+                other.kill()
+            raise
+        outputs.append((process.returncode, output))
+    return outputs
+
+
+def launched(tmp_path: Path, commands: list[list[str]], *worker_args: str, env=None) -> list[dict]:
+    """Run each launcher command with the worker (OUT ``tmp_path/run``) and load what the
+    two ranks left; every command must succeed."""
+    out, probe = tmp_path / "run", tmp_path / "probe"
+    probe.mkdir()
+    commands = [[*c, str(LAUNCH_WORKER), str(out), str(probe), *worker_args] for c in commands]
+    env = env or {**os.environ, "OMP_NUM_THREADS": "1"}
+    results = run_together(commands, env)
+    for code, output in results:
+        assert code == 0, output[-3000:]
+    return [torch.load(probe / f"rank{r}.pt") for r in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def one_node_run(tmp_path_factory) -> list[dict]:
+    """The reference: torchrun, one node of two processes, from scratch."""
+    tmp_path = tmp_path_factory.mktemp("one-node")
+    return launched(tmp_path, [[*TORCHRUN, "--standalone", "--nproc-per-node", "2"]])
+
+
+def assert_trained_like(ranks: list[dict], reference: list[dict]) -> None:
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert [r["step"] for r in ranks] == [6, 6]
+    for rank in ranks:
+        for name, value in reference[0]["parameters"].items():
+            assert torch.equal(rank["parameters"][name], value), name
+
+
+def initial_parameters() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)  # rank 0's weights, which DDP copies to every rank
+    return dict(DCGAN(image_size=8, width=4, latent_dim=4).named_parameters())
+
+
+def test_one_node_reference_trains_every_rank_alike(one_node_run):
+    assert_trained_like(one_node_run, one_node_run)
+    start = initial_parameters()
+    assert all(r["started_at"] == 0 and r["restart_count"] == 0 for r in one_node_run)
+    assert not all(torch.equal(one_node_run[0]["parameters"][k], v) for k, v in start.items())
+
+
+def test_two_nodes_through_c10d_rendezvous_train_like_one_node(tmp_path, one_node_run):
+    rendezvous = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
+    node = [*TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", *rendezvous, "--rdzv-id", "two"]
+    nodes = [[*node, "--node-rank", str(rank)] for rank in (0, 1)]  # (c10d ignores it)
+    ranks = launched(tmp_path, nodes)
+    assert_trained_like(ranks, one_node_run)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["step", "1", "2", "3", "4", "5", "6"]
+
+
+def test_a_process_group_made_by_the_script_is_joined_and_left_alive(tmp_path, one_node_run):
+    # Two plain processes, no launcher: the script makes the group, ranks from its arguments.
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    port = str(free_port())
+    out, probe = tmp_path / "run", tmp_path / "probe"
+    probe.mkdir()
+    commands = [
+        [sys.executable, str(LAUNCH_WORKER), str(out), str(probe), "--own-group", port, str(rank)]
+        for rank in (0, 1)
+    ]
+    for code, output in run_together(commands, {**env, "OMP_NUM_THREADS": "1"}):
+        assert code == 0, output[-3000:]
+    ranks = [torch.load(probe / f"rank{r}.pt") for r in (0, 1)]
+    assert all(r["group_kept"] and r["backend"] == "gloo" for r in ranks)
+    assert_trained_like(ranks, one_node_run)
+
+
+def test_accelerate_launch_runs_the_trainer_in_its_process_group(tmp_path, one_node_run):
+    pytest.importorskip("accelerate")
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2"]
+    ranks = launched(tmp_path, [[*launch, "--multi_gpu"]], "--accelerate")
+    assert all(r["group_kept"] and r["backend"] == "gloo" for r in ranks)
+    assert_trained_like(ranks, one_node_run)

@@ -1,10 +1,12 @@
 """Multi-process training through ``torch.distributed`` (launched with ``torchrun``).
 
 The Trainer calls `setup` once. Under ``torchrun`` (``WORLD_SIZE`` > 1 in the
-environment), or with ``strategy="ddp"``, it joins the process group (NCCL on CUDA,
-gloo on the CPU) unless the caller already did, and each process trains on its own
+environment), or with ``strategy="ddp"``, it creates the process group (NCCL on CUDA,
+gloo on the CPU), or joins the one the caller (Ray Train, accelerate, Fabric, the
+user's own ``init_process_group``) already made, and each process trains on its own
 device (``cuda:LOCAL_RANK`` on a CUDA machine). Otherwise nothing happens and
-training runs in one process.
+training runs in one process. A group the Trainer created it takes down when the
+process exits, every rank together; a group it joined is left to its owner.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from torch import Tensor, nn
 
 from .seeding import step_seed
 
-__all__ = ["Strategy", "WorldInfo", "prepare_networks", "setup", "step_seed", "wrap"]
+__all__ = [
+    "Strategy",
+    "WorldInfo",
+    "prepare_networks",
+    "setup",
+    "step_seed",
+    "wrap",
+]
 
 Strategy = Literal["auto", "single", "ddp"]
 
@@ -107,7 +116,7 @@ def setup(strategy: Strategy, device: str | torch.device) -> tuple[WorldInfo, st
             "`torchrun --nproc_per_node N script.py`, or call "
             "torch.distributed.init_process_group first"
         )
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = _local_rank(joined=initialised)
     if str(device) in ("auto", "cuda") and torch.cuda.is_available():
         device = torch.device("cuda", local_rank)  # one GPU per process
     on_cuda = str(device).startswith("cuda")
@@ -115,9 +124,22 @@ def setup(strategy: Strategy, device: str | torch.device) -> tuple[WorldInfo, st
         torch.cuda.set_device(device)
     if not initialised:
         dist.init_process_group(backend="nccl" if on_cuda else "gloo")
-        atexit.register(_destroy)
+        atexit.register(_destroy, dist.group.WORLD)
+    # A joined group keeps its ranks (Ray Train, accelerate and Fabric number the processes).
     world = WorldInfo(dist.get_rank(), dist.get_world_size(), local_rank)
     return world, device
+
+
+def _local_rank(joined: bool) -> int:
+    """This process's index on its node: ``LOCAL_RANK`` (torchrun, Ray Train, accelerate and
+    Fabric set it); in a group the script made without it, the GPU the script selected."""
+    value = os.environ.get("LOCAL_RANK")
+    if value is None:
+        return torch.cuda.current_device() if joined and torch.cuda.is_available() else 0
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"`LOCAL_RANK` must be an integer, got {value!r}") from None
 
 
 def prepare_networks(
@@ -158,6 +180,8 @@ def wrap(world: WorldInfo, module: nn.Module, device: torch.device) -> nn.Module
     return DistributedDataParallel(module, **options)
 
 
-def _destroy() -> None:
-    if dist.is_initialized():
+def _destroy(group: object) -> None:
+    """At exit: take down the process group `setup` created, if it is still the one in use
+    (a group made since by someone else is theirs)."""
+    if dist.is_initialized() and dist.group.WORLD is group:
         dist.destroy_process_group()
