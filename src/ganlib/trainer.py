@@ -266,6 +266,9 @@ class Trainer:
             world_size=self.world.world_size,
         )
         check_data(source, self.gan.image_shape, self.num_classes)
+        ckpt_path = distributed.restart_checkpoint(
+            ckpt_path, self.world, self.callbacks, self.device
+        )
         if ckpt_path == "last":  # the newest checkpoint of this trainer's ModelCheckpoint
             from .callbacks.checkpoint import last_checkpoint
 
