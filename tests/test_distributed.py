@@ -295,6 +295,48 @@ def test_accelerate_launch_runs_the_trainer_in_its_process_group(tmp_path, one_n
     assert_trained_like(ranks, one_node_run)
 
 
+SBATCH = REPO_ROOT / "examples" / "slurm" / "train.sbatch"
+
+
+def test_the_slurm_script_starts_one_torchrun_per_node(tmp_path):
+    """A dry run: fake srun and scontrol on the PATH, SLURM's variables made up."""
+    assert subprocess.run(["bash", "-n", str(SBATCH)]).returncode == 0
+    bin = tmp_path / "bin"
+    bin.mkdir()
+    (bin / "scontrol").write_text(
+        '#!/bin/sh\n[ "$1 $2 $3" = "show hostnames gpu-a[01-02]" ] || exit 1\n'
+        'printf "gpu-a01\\ngpu-a02\\n"\n'
+    )
+    (bin / "srun").write_text(
+        '#!/bin/sh\necho "fresh store: $TORCH_DISABLE_SHARE_RDZV_TCP_STORE"\n'
+        'for arg in "$@"; do echo "$arg"; done\n'
+    )
+    for tool in bin.iterdir():
+        tool.chmod(0o755)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu-a[01-02]", "SLURM_NNODES": "2"}
+    env = {"PATH": f"{bin}:/usr/bin:/bin", **slurm, "SLURM_GPUS_ON_NODE": "4", "MAX_RESTARTS": "3"}
+    script = ["bash", str(SBATCH), "train.py", "--out", "/shared/runs/gan"]
+    result = subprocess.run(script, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "ganlib: 2 nodes x 4 processes, rendezvous at gpu-a01:29500",
+        "fresh store: 1",
+        *["--nodes", "2", "--ntasks-per-node", "1"],  # srun: one torchrun per node
+        *["python", "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "4"],
+        *["--rdzv-backend", "c10d", "--rdzv-endpoint", "gpu-a01:29500"],
+        *["--rdzv-id", "ganlib-4242", "--max-restarts", "3"],
+        *["train.py", "--out", "/shared/runs/gan"],
+    ]
+    # Without a script, or outside a SLURM job: one line on stderr, exit 2.
+    for args, variables, message in [
+        ([], env, "usage: sbatch"),
+        (script[2:], {"PATH": env["PATH"]}, "SLURM_JOB_ID and SLURM_JOB_NODELIST are unset"),
+    ]:
+        result = subprocess.run([*script[:2], *args], env=variables, capture_output=True, text=True)
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        assert message in result.stderr
+
+
 # ---------------------------------------------------------------- restart_checkpoint alone
 
 
