@@ -185,7 +185,7 @@ def free_port() -> int:
 
 
 def run_together(commands: list[list[str]], env: dict[str, str]) -> list[tuple[int, str]]:
-    """Start every command at once and wait for all: (exit code, stderr) of each."""
+    """Start every command at once and wait for all: the exit code and output of each."""
     processes = [
         subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for c in commands
@@ -258,7 +258,7 @@ def test_elastic_restart_resumes_every_rank_from_the_newest_checkpoint(tmp_path,
     # step 4's (every 2 steps, none saved on the exception).
     torchrun = [*TORCHRUN, "--standalone", "--nproc-per-node", "2", "--max-restarts", "1"]
     # A fresh store for each attempt (the shared one can hand the restarted ranks the failed
-    # attempt's gloo addresses: pytorch/pytorch#135712, seen here with torch 2.14).
+    # attempt's gloo addresses: pytorch/pytorch#135712, one restart in 7 with torch 2.14.1).
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     ranks = launched(tmp_path, [torchrun], "--kill-rank", "1", "--kill-at", "5", env=env)
     assert [(r["restart_count"], r["started_at"]) for r in ranks] == [(1, 4), (1, 4)]
