@@ -346,6 +346,9 @@ class Trainer:
             world_size=self.world.world_size,
         )
         self.task.check_data(source)
+        ckpt_path = distributed.restart_checkpoint(
+            ckpt_path, self.world, self.callbacks, self.device
+        )
         if ckpt_path == "last":  # the newest checkpoint of this trainer's ModelCheckpoint
             from .callbacks.checkpoint import last_checkpoint
 
