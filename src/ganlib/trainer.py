@@ -31,7 +31,7 @@ from .callbacks.base import Callback, CallbackList, note, raise_first
 from .callbacks.guard import check_finite
 from .device import resolve_device
 from .gan import GAN
-from .losses import AdversarialLoss, LossName
+from .losses import Loss, LossName
 from .runtime import Precision, PrecisionName, Runtime, steps_left
 from .signals import GracefulStop
 from .step import AdversarialStep
@@ -129,7 +129,7 @@ class Trainer:
         self,
         task: Any,
         *,
-        loss: LossName | AdversarialLoss = "bce",
+        loss: LossName | Loss = "bce",
         g_optimizer: optim.OptimizerArg = None,
         d_optimizer: optim.OptimizerArg = None,
         d_steps: int = 1,
@@ -262,7 +262,7 @@ class Trainer:
         return self._pair("d_optimizer").d_optimizer
 
     @property
-    def loss(self) -> AdversarialLoss:
+    def loss(self) -> Loss:
         """The adversarial loss (an adversarial task's)."""
         return self._pair("loss").loss
 
