@@ -34,6 +34,7 @@ from .seeding import step_seed
 __all__ = [
     "Strategy",
     "WorldInfo",
+    "is_elastic_restart",
     "prepare_networks",
     "restart_checkpoint",
     "setup",
@@ -224,6 +225,12 @@ def _env_count(name: str) -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"`{name}` must be an integer (torchrun sets it), got {value!r}") from None
+
+
+def is_elastic_restart() -> bool:
+    """Whether torchrun restarted this process's group after a failure (this node's view):
+    the folders then hold the failed attempt's files, which are this run's, not another's."""
+    return _env_count("TORCHELASTIC_RESTART_COUNT") > 0
 
 
 def _file_identity(path: Path) -> tuple[int, int]:

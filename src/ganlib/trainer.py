@@ -363,7 +363,8 @@ class Trainer:
         self.runtime.activate()
         if self.progress and self.world.is_main:
             print(self.runtime.describe(), flush=True)
-        fresh = self.state.step == 0 and not self.overwrite
+        # (an elastic restart before the first checkpoint finds its own failed attempt's files)
+        fresh = self.state.step == 0 and not self.overwrite and not distributed.is_elastic_restart()
         agree = functools.partial(self.world.any, device=self.device)  # every rank, or none
         with runfolder.prepared(self.callbacks.active, fresh, agree), self._stop.installed():
             try:

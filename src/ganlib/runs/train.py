@@ -24,6 +24,7 @@ from ..callbacks import Callback, Evaluation
 from ..callbacks.base import FileWriter
 from ..data.sources import RunData, load_run_data
 from ..device import resolve_device
+from ..distributed import is_elastic_restart
 from ..runfolder import refuse_clobbering
 from ..trainer import Trainer, TrainerState
 from .build import build_trainer
@@ -202,7 +203,8 @@ def train(
         overwrite=overwrite,
         extra_callbacks=[RunConfig(settings, data.fingerprint, folder.config), *callbacks],
     )
-    if not resume and not overwrite:  # in the command's terms, before anything is written
+    fresh = not (resume or overwrite or is_elastic_restart())
+    if fresh:  # in the command's terms, before anything is written
         out = shlex.quote(str(folder.path))
         refuse_clobbering(
             trainer.callbacks.active,
