@@ -40,8 +40,7 @@ from ganlib.signals import TrainingInterrupted
 
 
 def eval_count(text: str) -> int:
-    value = non_negative_int(text)
-    if value == 1:
+    if (value := non_negative_int(text)) == 1:
         raise argparse.ArgumentTypeError("must be 0 (skip scoring) or >= 2, got 1")
     return value
 
