@@ -279,10 +279,6 @@ class Runtime:
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def maybe_compile(self, module: nn.Module) -> Callable[..., Tensor]:
-        """``module`` compiled (with eager fallback) when compiling, else itself."""
-        return CompiledOrEager(module) if self.compile else module
-
     def activate(self) -> None:
         """Set the process-global switches this runtime asks for (at the start of fit)."""
         if self.cudnn_benchmark:
