@@ -109,6 +109,9 @@ def _models(namespace: dict) -> dict[str, nn.Module]:
             found[name] = value
         elif isinstance(getattr(value, "gan", None), nn.Module):
             found[f"{name}.gan"] = value.gan
+        elif isinstance(getattr(getattr(value, "task", None), "networks", None), dict):
+            for key, network in value.task.networks.items():
+                found[f"{name}.task.networks[{key!r}]"] = network
     return found
 
 
@@ -131,7 +134,11 @@ def test_seeded_snippets_were_found():
 
 @pytest.mark.parametrize(("page", "index", "code"), SEEDED, ids=[f"{p}#{i}" for p, i, _ in SEEDED])
 def test_seeded_snippets_repeat_bitwise(page, index, code, tmp_path, monkeypatch):
-    builds = [m.start() for m in re.finditer(r"\b(DCGAN|ResNetGAN|TinyMLP)\(", code)]
+    # A model is built by a ganlib builder, or by instantiating a class the snippet defines
+    # (a task of its own, say).
+    own = re.findall(r"^class (\w+)\(", code, re.M)
+    builders = "|".join(["DCGAN", "ResNetGAN", "TinyMLP", *own])
+    builds = [m.start() for m in re.finditer(rf"(?<!class )\b({builders})\(", code)]
     seeded = code.find("seed_everything(")
     assert builds, f"{page} snippet {index} builds no model"
     assert 0 <= seeded < builds[0], (
