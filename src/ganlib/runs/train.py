@@ -4,14 +4,19 @@ The order is the guarantee: every setting is checked and the data read before an
 written; a resumed run is compared with what it resumes (its settings and its data); the
 Trainer then locks the run folder, refuses an earlier run's files unless told, loads the
 checkpoint, and only then is ``config.toml`` written — so it always says what ran.
+
+``overwrite`` replaces a run, it does not mix two: with the folder locked, the earlier
+run's files are moved into ``RUN/.replaced-STAMP/``; they are deleted once the new run has
+written its first checkpoint, and put back if it fails before that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +30,22 @@ from ..callbacks.base import FileWriter
 from ..data.sources import RunData, load_run_data
 from ..device import resolve_device
 from ..distributed import is_elastic_restart
-from ..runfolder import refuse_clobbering
+from ..runfolder import hold_locks, output_folders, refuse_clobbering
 from ..trainer import Trainer, TrainerState
 from .build import build_trainer, resolved_fast
 from .config import read_config, save_json, write_config
 from .folder import RunFolder
 from .settings import RunSettings, flag_name
 
-__all__ = ["FIXED_ON_RESUME", "RunConfig", "RunResult", "load_data", "resume_command", "train"]
+__all__ = [
+    "FIXED_ON_RESUME",
+    "ReplacedRun",
+    "RunConfig",
+    "RunResult",
+    "load_data",
+    "resume_command",
+    "train",
+]
 
 # Settings a resumed run cannot change: they define its networks, its data or its data order.
 FIXED_ON_RESUME = (
@@ -88,6 +101,51 @@ class RunConfig(FileWriter):
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         write_config(self.settings, self.fingerprint, self.path)
+
+
+class ReplacedRun(Callback):
+    """Deletes the earlier run that ``--overwrite`` set aside (``RUN/.replaced-STAMP``) as
+    soon as the new run has a checkpoint, saying which. Listed after the run's
+    ModelCheckpoint, so it sees each save (an exception's too) as it happens."""
+
+    main_process_only = True
+    runs_last = True
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        self.pending = False  # set by train() once the earlier run was set aside
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return f"ReplacedRun[{self.folder.path}]"
+
+    def _check(self) -> None:
+        if not self.pending or not self.folder.last.is_file():
+            return
+        gone = self.folder.remove_replaced()
+        self.pending = False
+        if gone:
+            logger.info(
+                f"ganlib: --overwrite: this run wrote its first checkpoint, so the run it "
+                f"replaced is deleted ({', '.join(str(g) for g in gone)})"
+            )
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        self._check()
+
+    @override
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self._check()
+
+    @override
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._check()
+
+    @override
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        self._check()
 
 
 def load_data(settings: RunSettings) -> RunData:
@@ -154,6 +212,23 @@ def _check_resume(settings: RunSettings, folder: RunFolder, data: RunData) -> No
         )
 
 
+def _put_back(folder: RunFolder, aside: Path) -> None:
+    """Restore the earlier run after a replacement that failed before its first checkpoint,
+    saying so (or where it is kept, if it cannot be moved back)."""
+    try:
+        folder.put_back(aside)
+    except OSError as exc:
+        logger.warning(
+            f"ganlib: --overwrite: this run ended before its first checkpoint; the run it "
+            f"was replacing is kept in {aside} (putting it back failed: {exc})"
+        )
+    else:
+        logger.warning(
+            f"ganlib: --overwrite: this run ended before its first checkpoint, so the run it "
+            f"was replacing is back in {folder.path}, as it was"
+        )
+
+
 def train(
     settings: RunSettings,
     *,
@@ -169,7 +244,11 @@ def train(
             ``arch`` and ``width`` left ``None`` are filled in from the data).
         resume: Continue the run in ``settings.out`` from its newest intact checkpoint;
             its networks, data and data order must stay as they were.
-        overwrite: Let a fresh run replace an earlier run's files in ``settings.out``.
+        overwrite: Replace an earlier run in ``settings.out``: its files (`RUN_FILES`
+            and the callbacks' earlier outputs there) are moved into
+            ``RUN/.replaced-STAMP/`` when training starts, deleted once this run has a
+            checkpoint, and put back if it fails before that. (``Trainer(overwrite=True)``
+            alone replaces each file as it is written.)
         callbacks: More callbacks, after the run folder's own.
         data: The data, when already loaded (by [`load_data`][ganlib.runs.load_data]).
 
@@ -198,11 +277,16 @@ def train(
     data = data if data is not None else load_data(settings)
     if resume:
         _check_resume(settings, folder, data)
+    replaced = ReplacedRun(folder)
     trainer = build_trainer(
         settings,
         data=data,
         overwrite=overwrite,
-        extra_callbacks=[RunConfig(settings, data.fingerprint, folder.config), *callbacks],
+        extra_callbacks=[
+            RunConfig(settings, data.fingerprint, folder.config),
+            *callbacks,
+            replaced,  # (after the run's ModelCheckpoint)
+        ],
     )
     fresh = not (resume or overwrite or is_elastic_restart())
     if fresh:  # in the command's terms, before anything is written
@@ -224,13 +308,31 @@ def train(
         parts = training_data if isinstance(training_data, tuple) else (training_data,)
         training_data = TensorDataset(*parts)
     started = time.perf_counter()
-    state = trainer.fit(
-        training_data,
-        str(checkpoint) if checkpoint is not None else None,
-        batch_size=settings.batch_size,
-        shuffle=settings.shuffle,
-        num_workers=settings.num_workers,
-    )
+    with contextlib.ExitStack() as held:
+        aside = None
+        if overwrite and trainer.is_main_process and not is_elastic_restart():
+            active = trainer.callbacks.active
+            held.enter_context(hold_locks(output_folders(active)))  # (fit takes them again)
+            extra = [p for c in active for p in c.earlier_outputs()]
+            aside = folder.set_aside(extra)
+            replaced.pending = aside is not None
+            if aside is not None:
+                logger.info(
+                    f"ganlib: --overwrite: moved the earlier run's files in {folder.path} to "
+                    f"{aside}; they are deleted once this run writes its first checkpoint"
+                )
+        try:
+            state = trainer.fit(
+                training_data,
+                str(checkpoint) if checkpoint is not None else None,
+                batch_size=settings.batch_size,
+                shuffle=settings.shuffle,
+                num_workers=settings.num_workers,
+            )
+        except BaseException:
+            if aside is not None and aside.exists():  # no checkpoint yet: keep the earlier run
+                _put_back(folder, aside)
+            raise
     seconds = time.perf_counter() - started
     if trainer.is_main_process:
         summary: dict[str, Any] = {
