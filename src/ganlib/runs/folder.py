@@ -17,13 +17,20 @@ import os
 import shutil
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from typing_extensions import override
 
 from .._logging import logger
+from ..callbacks.base import Callback
 from ..checkpoint import CheckpointError
 from ..runfolder import LOCK_NAME
+
+if TYPE_CHECKING:
+    from ..trainer import Trainer
 
 __all__ = [
     "CHECKPOINTS",
@@ -187,12 +194,73 @@ class RunFolder:
             _move(entry, self.path / entry.name)
         aside.rmdir()
 
+    def restore_replaced(self, aside: Path) -> None:
+        """[`put_back`][ganlib.runs.RunFolder.put_back] after a replacement that failed before
+        its first checkpoint, saying so (or where the earlier run is kept, if it cannot)."""
+        try:
+            self.put_back(aside)
+        except OSError as exc:
+            logger.warning(
+                f"ganlib: --overwrite: this run ended before its first checkpoint; the run it "
+                f"was replacing is kept in {aside} (putting it back failed: {exc})"
+            )
+        else:
+            logger.warning(
+                f"ganlib: --overwrite: this run ended before its first checkpoint, so the run "
+                f"it was replacing is back in {self.path}, as it was"
+            )
+
     def remove_replaced(self) -> list[Path]:
         """Delete every earlier run ``--overwrite`` set aside; returns the folders deleted."""
         gone = self.replaced()
         for folder in gone:
             shutil.rmtree(folder)
         return gone
+
+
+class ReplacedRun(Callback):
+    """Deletes the earlier run that ``--overwrite`` set aside (``RUN/.replaced-STAMP``) as
+    soon as the new run has a checkpoint, saying which. Listed after the run's
+    ModelCheckpoint, so it sees each save (an exception's too) as it happens."""
+
+    main_process_only = True
+    runs_last = True
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        self.pending = False  # set once the earlier run was set aside
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return f"ReplacedRun[{self.folder.path}]"
+
+    def _check(self) -> None:
+        if not self.pending or not self.folder.last.is_file():
+            return
+        gone = self.folder.remove_replaced()
+        self.pending = False
+        if gone:
+            logger.info(
+                f"ganlib: --overwrite: this run wrote its first checkpoint, so the run it "
+                f"replaced is deleted ({', '.join(str(g) for g in gone)})"
+            )
+
+    @override
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        self._check()
+
+    @override
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self._check()
+
+    @override
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._check()
+
+    @override
+    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
+        self._check()
 
 
 def _move(source: Path, target: Path) -> None:

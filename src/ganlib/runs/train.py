@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shlex
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,25 +28,30 @@ from typing_extensions import override
 from .._logging import logger
 from ..callbacks import Callback, Evaluation
 from ..callbacks.base import FileWriter
-from ..data.sources import RunData, load_run_data
+from ..callbacks.samples import MAX_GRID_PIXELS
+from ..data.folder import IMAGE_EXTENSIONS
+from ..data.sources import NAMED_DATA, RunData, load_run_data
 from ..device import resolve_device
 from ..distributed import is_elastic_restart
 from ..runfolder import hold_locks, output_folders, refuse_clobbering
 from ..trainer import Trainer, TrainerState
 from .build import build_trainer, resolved_fast
 from .config import read_config, save_json, write_config
-from .folder import RunFolder
+from .folder import ReplacedRun, RunFolder
 from .settings import RunSettings, flag_name
 
 __all__ = [
     "FIXED_ON_RESUME",
-    "ReplacedRun",
     "RunConfig",
     "RunResult",
     "load_data",
     "resume_command",
     "train",
 ]
+
+# The most of this machine's memory a run's images may take in memory (float32), read as
+# a whole: the rest is for the networks, their optimizers and the grids.
+MAX_DATA_MEMORY_FRACTION = 0.5
 
 # Settings a resumed run cannot change: they define its networks, its data or its data order.
 FIXED_ON_RESUME = (
@@ -103,51 +109,6 @@ class RunConfig(FileWriter):
         write_config(self.settings, self.fingerprint, self.path)
 
 
-class ReplacedRun(Callback):
-    """Deletes the earlier run that ``--overwrite`` set aside (``RUN/.replaced-STAMP``) as
-    soon as the new run has a checkpoint, saying which. Listed after the run's
-    ModelCheckpoint, so it sees each save (an exception's too) as it happens."""
-
-    main_process_only = True
-    runs_last = True
-
-    def __init__(self, folder: RunFolder) -> None:
-        self.folder = folder
-        self.pending = False  # set by train() once the earlier run was set aside
-
-    @property
-    @override
-    def state_key(self) -> str:
-        return f"ReplacedRun[{self.folder.path}]"
-
-    def _check(self) -> None:
-        if not self.pending or not self.folder.last.is_file():
-            return
-        gone = self.folder.remove_replaced()
-        self.pending = False
-        if gone:
-            logger.info(
-                f"ganlib: --overwrite: this run wrote its first checkpoint, so the run it "
-                f"replaced is deleted ({', '.join(str(g) for g in gone)})"
-            )
-
-    @override
-    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
-        self._check()
-
-    @override
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        self._check()
-
-    @override
-    def on_fit_end(self, trainer: Trainer) -> None:
-        self._check()
-
-    @override
-    def on_exception(self, trainer: Trainer, exception: BaseException) -> None:
-        self._check()
-
-
 def load_data(settings: RunSettings) -> RunData:
     """The run's data (its image size and channels fill in ``settings`` where unset), with
     a ``content`` hash of the images in its fingerprint.
@@ -168,6 +129,72 @@ def load_data(settings: RunSettings) -> RunData:
     digest = hashlib.sha256(data.images.contiguous().numpy().tobytes())
     data.fingerprint["content"] = digest.hexdigest()[:16]
     return data
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory, or ``None`` where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _amount(nbytes: float) -> str:
+    """Bytes in words: ``1.2 GiB``, ``3.0 MiB``."""
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
+
+
+def _check_grid(settings: RunSettings, num_classes: int | None) -> None:
+    """Refuse a sample grid over `MAX_GRID_PIXELS` (a conditional run's grid has a row of
+    ``grid_nrow`` per class).
+
+    Raises:
+        ValueError: Naming the settings, the pixels and the bound.
+    """
+    size = settings.image_size
+    if size is None:
+        return
+    if settings.conditional and num_classes is not None:
+        count, given = num_classes * settings.grid_nrow, f"{num_classes} classes x --grid-nrow"
+    else:
+        count, given = settings.grid_samples, "--grid-samples"
+    pixels = count * size * size
+    if pixels > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"{given} {count:,} images of {size}x{size} make a grid of {pixels:,} pixels, "
+            f"over the bound of {MAX_GRID_PIXELS:,} (ganlib.callbacks.samples."
+            "MAX_GRID_PIXELS): lower --grid-samples or --grid-nrow, or --image-size"
+        )
+
+
+def check_sizes(settings: RunSettings) -> None:
+    """Refuse sizes that cannot fit, before the data is read: a folder's images at
+    ``image_size`` over `MAX_DATA_MEMORY_FRACTION` of this machine's memory (counting
+    its image files, up to ``channels`` or 3 channels of float32), and a sample grid over
+    `MAX_GRID_PIXELS`. (The networks' sizes are bounded where they are built.)
+
+    Raises:
+        ValueError: Naming the setting, the sizes and the bound.
+    """
+    size = settings.image_size
+    if size is None or settings.data in NAMED_DATA or not Path(settings.data).is_dir():
+        return
+    if not settings.conditional:
+        _check_grid(settings, None)
+    memory = _memory_bytes()
+    if memory is None:
+        return
+    suffixes = set(IMAGE_EXTENSIONS)
+    files = sum(1 for p in Path(settings.data).rglob("*") if p.suffix.lower() in suffixes)
+    channels = settings.channels or 3
+    needed = files * channels * size * size * 4
+    if needed > MAX_DATA_MEMORY_FRACTION * memory:
+        raise ValueError(
+            f"--image-size {size}: the {files:,} image files of {settings.data} would take "
+            f"{_amount(needed)} in memory ({channels}x{size}x{size} float32 each), over "
+            f"{MAX_DATA_MEMORY_FRACTION:.0%} of this machine's {_amount(memory)}: lower "
+            "--image-size"
+        )
 
 
 def resume_command(folder: RunFolder) -> str:
@@ -209,23 +236,6 @@ def _check_resume(settings: RunSettings, folder: RunFolder, data: RunData) -> No
     if changes:
         logger.warning(
             f"ganlib: resuming {folder.path} with changed settings: {'; '.join(changes)}"
-        )
-
-
-def _put_back(folder: RunFolder, aside: Path) -> None:
-    """Restore the earlier run after a replacement that failed before its first checkpoint,
-    saying so (or where it is kept, if it cannot be moved back)."""
-    try:
-        folder.put_back(aside)
-    except OSError as exc:
-        logger.warning(
-            f"ganlib: --overwrite: this run ended before its first checkpoint; the run it "
-            f"was replacing is kept in {aside} (putting it back failed: {exc})"
-        )
-    else:
-        logger.warning(
-            f"ganlib: --overwrite: this run ended before its first checkpoint, so the run it "
-            f"was replacing is back in {folder.path}, as it was"
         )
 
 
@@ -274,7 +284,16 @@ def train(
         if not folder.is_run():
             raise ValueError(f"--resume {str(folder.path)!r} is not a run folder: no config.toml")
         checkpoint = folder.checkpoint()
-    data = data if data is not None else load_data(settings)
+    if data is None:
+        check_sizes(settings)
+        data = load_data(settings)
+    rule = RunSettings.rule("image_size")
+    if rule is not None and not rule.allows(data.image_size):  # a folder's own median size
+        raise ValueError(
+            f"the images of {settings.data} are {data.image_size} pixels a side (their "
+            f"median), over --image-size's rule ({rule.describe()}): give --image-size"
+        )
+    _check_grid(settings, data.num_classes)
     if resume:
         _check_resume(settings, folder, data)
     replaced = ReplacedRun(folder)
@@ -331,7 +350,7 @@ def train(
             )
         except BaseException:
             if aside is not None and aside.exists():  # no checkpoint yet: keep the earlier run
-                _put_back(folder, aside)
+                folder.restore_replaced(aside)
             raise
     seconds = time.perf_counter() - started
     if trainer.is_main_process:
