@@ -603,3 +603,30 @@ def test_model_checkpoint_keeps_the_best_by_a_monitored_metric(tmp_path):
     with pytest.raises(ValueError, match=r"`mode` must be 'min' or 'max', got 'least'"):
         ModelCheckpoint(tmp_path, monitor="loss_d", mode="least")  # type: ignore[arg-type]
 
+
+# ------------------------------------------------------- the suite itself under CI
+
+
+def test_required_tests_skip_here_but_fail_under_ci(tmp_path):
+    # The suite's conftest in a folder without shared/ beside it, with a test that needs
+    # the real MNIST and one that needs a pytorch-fid module that is not there.
+    (tmp_path / "conftest.py").write_text((REPO_ROOT / "tests" / "conftest.py").read_text())
+    (tmp_path / "test_needs.py").write_text(
+        "import pytest\n\n"
+        "def test_digits(mnist_root):\n    pass\n\n"
+        "def test_reference():\n    pytest.importorskip('pytorch_fid.not_installed')\n\n"
+        "def test_optional():\n    pytest.importorskip('not_a_required_module')\n"
+    )
+
+    def outcome(ci: str) -> str:
+        env = {**os.environ, "CI": ci}
+        command = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "."]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+        return done.stdout
+
+    here = outcome("")
+    assert "3 skipped" in here, here
+    ci = outcome("true")
+    assert "1 failed, 1 skipped, 1 error" in ci, ci  # (a fixture's failure is an error)
+    assert "CI must run this test, but it skipped: real MNIST not found" in ci
+    assert "(CI needs pytorch-fid (the dev extra))" in ci
