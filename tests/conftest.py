@@ -23,10 +23,35 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
+# Under CI (the environment variable CI set, as CI sets it for .ci/run) these skips are
+# failures: CI installs the dev extra, which holds pytorch-fid, in a clone with the
+# project's shared/ folder beside it, which holds the real MNIST. A skip there means the
+# setup broke, and the tests that compare with pytorch-fid or read real digits did not run.
+# (Elsewhere, a developer without them gets a clean skip.)
+REQUIRED_UNDER_CI = {
+    "real MNIST not found": "the real MNIST (shared/data beside the clone)",
+    "could not import 'pytorch_fid": "pytorch-fid (the dev extra)",
+}
+
 
 @pytest.fixture
 def mnist_root() -> Path:
-    """The real MNIST in torchvision's layout, or a clean skip when it is absent."""
+    """The real MNIST in torchvision's layout, or a clean skip when it is absent (a
+    failure under CI)."""
     if not (SHARED_DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
         pytest.skip(f"real MNIST not found under {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under CI, a skip for something CI must have (`REQUIRED_UNDER_CI`) fails the test."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (os.environ.get("CI") and report.skipped and isinstance(report.longrepr, tuple)):
+        return
+    reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    needed = next((what for key, what in REQUIRED_UNDER_CI.items() if key in reason), None)
+    if needed is not None:
+        report.outcome = "failed"
+        report.longrepr = f"CI must run this test, but it skipped: {reason} (CI needs {needed})"

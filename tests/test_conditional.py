@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ganlib import DCGAN, Trainer
+import ganlib.gan
+from ganlib import DCGAN, GAN, Trainer, register_architecture
 from ganlib.callbacks import EMA, SampleGrid
 from ganlib.checkpoint import load_gan
 from ganlib.cli import main as cli_main
@@ -203,18 +205,83 @@ def test_sample_grid_draws_one_row_per_class_and_ema_handles_labels(tmp_path):
     assert grid.state_dict()["labels"] is grid.labels
 
 
-def test_cli_samples_rows_per_class_and_one_chosen_class(tmp_path, capsys):
+class LabelPainter(GAN):
+    """A conditional pair whose generator paints image ``i`` one grey level per class,
+    ``-1 + 2 * label / (num_classes - 1)``, whatever the latent: a grid's pixels say which
+    label each image was drawn for."""
+
+    def __init__(self, num_classes: int = 3, image_size: int = 4) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = 2, num_classes
+        self.image_shape = (1, image_size, image_size)
+        self.config = dict(num_classes=num_classes, image_size=image_size)
+        self.generator = _Painter(num_classes, image_size)
+        self.discriminator = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(image_size * image_size, 1), torch.nn.Flatten(0)
+        )
+
+
+class _Painter(torch.nn.Module):
+    def __init__(self, num_classes: int, image_size: int) -> None:
+        super().__init__()
+        self.num_classes, self.image_size = num_classes, image_size
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        level = -1 + 2 * labels.float() / (self.num_classes - 1) + 0 * self.anchor
+        return level.view(-1, 1, 1, 1).expand(-1, 1, self.image_size, self.image_size)
+
+
+@pytest.fixture
+def painter_checkpoint(monkeypatch, tmp_path):
+    """A saved LabelPainter, rebuilt by name by ``ganlib sample`` (registry restored after)."""
+    monkeypatch.setattr(ganlib.gan, "_ARCHITECTURES", dict(ganlib.gan._ARCHITECTURES))
+    register_architecture("label-painter", LabelPainter)
+    gan = LabelPainter()
+    path = tmp_path / "painter.ckpt"
+    Trainer(gan, progress=False).save_checkpoint(str(path))
+    return path
+
+
+def grid_labels(path, rows: int, columns: int, size: int = 4, classes: int = 3) -> list[list[int]]:
+    """The label of each cell of a grid of one-level images (2-pixel padding)."""
+    with Image.open(path) as image:
+        pixels = torch.from_numpy(np.array(image.convert("L"))).float()
+    assert pixels.shape == (2 + rows * (size + 2), 2 + columns * (size + 2))
+    cells = [
+        [float(pixels[2 + r * (size + 2) + 1, 2 + c * (size + 2) + 1]) for c in range(columns)]
+        for r in range(rows)
+    ]
+    return [[round(v / 255 * (classes - 1)) for v in row] for row in cells]
+
+
+def test_cli_samples_rows_per_class_and_one_chosen_class(painter_checkpoint, tmp_path, capsys):
+    args = [str(painter_checkpoint), "--nrow", "3", "--device", "cpu", "--no-ema"]
+    assert cli_main(["sample", *args, "--num", "12", "--out", str(tmp_path / "rows.png")]) == 0
+    # Row r shows class r mod 3: four rows of three.
+    assert grid_labels(tmp_path / "rows.png", 4, 3) == [[0] * 3, [1] * 3, [2] * 3, [0] * 3]
+    two = ["--num", "6", "--label", "2", "--out", str(tmp_path / "two.png")]
+    assert cli_main(["sample", *args, *two]) == 0
+    assert grid_labels(tmp_path / "two.png", 2, 3) == [[2] * 3, [2] * 3]
+    assert cli_main(["sample", *args, "--label", "3", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--label must lie in [0, 3), got 3" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+    files = ["--num", "4", "--format", "files", "--out", str(tmp_path / "files")]
+    assert cli_main(["sample", *args, *files]) == 0
+    names = sorted(p.name for p in (tmp_path / "files").iterdir())
+    assert names == ["00000_class0.png", "00001_class0.png", "00002_class0.png", "00003_class1.png"]
+
+
+def test_cli_samples_a_trained_conditional_dcgan(tmp_path):
     trainer = Trainer(tiny_cgan(), max_steps=2, seed=0, progress=False)
     trainer.fit(labelled(), batch_size=8)
     ckpt = tmp_path / "c.ckpt"
     trainer.save_checkpoint(str(ckpt))
     assert load_gan(ckpt).num_classes == 3
     args = [str(ckpt), "--num", "6", "--nrow", "3", "--device", "cpu"]
-    assert cli_main(["sample", *args, "--out", str(tmp_path / "rows.png")]) == 0
-    assert cli_main(["sample", *args, "--label", "2", "--out", str(tmp_path / "two.png")]) == 0
-    assert (tmp_path / "rows.png").exists() and (tmp_path / "two.png").exists()
-    assert cli_main(["sample", *args, "--label", "3"]) == 2
-    assert "--label must lie in [0, 3), got 3" in capsys.readouterr().err
+    assert cli_main(["sample", *args, "--label", "1", "--out", str(tmp_path / "one.png")]) == 0
+    with Image.open(tmp_path / "one.png") as image:
+        assert image.size == (2 + 3 * 14, 2 + 2 * 14)
 
 
 class _DigitPainter(torch.nn.Module):

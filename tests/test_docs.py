@@ -68,3 +68,27 @@ def test_docs_home_gives_the_readme_commands():
     assert len(commands) == 2
     home = (REPO_ROOT / "docs" / "index.md").read_text()
     assert all(command in home for command in commands)
+
+
+def _train_commands(page: str) -> list[str]:
+    """The ``ganlib train`` commands a page shows: lines of its shell blocks (continuations
+    joined) and its inline code."""
+    text = (REPO_ROOT / page).read_text()
+    fence = re.compile(r"```(\w*)\n(.*?)```", re.S)
+    lines = [
+        line
+        for language, block in fence.findall(text)
+        if language in ("bash", "sh", "")
+        for line in block.replace("\\\n", " ").splitlines()
+    ]
+    inline = re.findall(r"`([^`]+)`", fence.sub("", text))
+    return [c.replace("\n", " ") for c in lines + inline if "ganlib train " in c]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_train_commands_that_set_a_width_name_the_network(page):
+    # Without --arch, ganlib train picks the network for the data (ResNetGAN for small
+    # grayscale images), so a --width meant for a DCGAN would build another network.
+    for command in _train_commands(page):
+        if "--width" in command:
+            assert "--arch" in command, f"{page}: {command.strip()}"

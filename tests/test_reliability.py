@@ -25,6 +25,7 @@ from ganlib.checkpoint import atomic_save, load_checkpoint
 from ganlib.losses import BCELoss
 from ganlib.metrics import MNISTEvaluator
 from ganlib.runfolder import LOCK_NAME, RunFolderError, hold_locks
+from ganlib.sampling import generate
 
 WORKER = REPO_ROOT / "tests" / "resume_worker.py"
 
@@ -166,6 +167,51 @@ def test_a_failing_on_exception_does_not_cost_the_ctrl_c_checkpoint(tmp_path):
     assert load_checkpoint(ckpt.last_path)["state"]["step"] == 2
     assert log.events == ["teardown"]
     assert any("notifier broke" in n for n in caught.value.__notes__)
+
+
+def test_the_final_save_comes_before_the_end_of_run_work(tmp_path):
+    # A grid, plot or report that fails at the run's last epoch end (out of memory, disk
+    # full) used to cost the whole run's checkpoint: ModelCheckpoint saves after them.
+    class FailsAtEpochEnd(Callback):
+        def on_epoch_end(self, trainer):
+            raise MemoryError("the grid does not fit")
+
+    saver = ModelCheckpoint(tmp_path / "ckpt")
+    with pytest.raises(MemoryError, match="does not fit"):
+        trainer([FailsAtEpochEnd(), saver], max_steps=None, max_epochs=1).fit(
+            images(), batch_size=8
+        )
+    saved = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert saved["state"]["step"] == 2  # the last step's weights, saved in its on_batch_end
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "last.ckpt",
+        "step-0000002.ckpt",
+    ]
+    # It resumes: the epoch's end runs again, then the next epoch.
+    resumed = trainer([ModelCheckpoint(tmp_path / "ckpt")], max_steps=None, max_epochs=2)
+    state = resumed.fit(images(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"), batch_size=8)
+    assert (state.step, state.epoch) == (4, 2)
+    # Without a failure, the epoch's end saves the same step again, with the epoch counted.
+    plain = ModelCheckpoint(tmp_path / "plain")
+    trainer([plain], max_steps=None, max_epochs=1).fit(images(), batch_size=8)
+    assert load_checkpoint(plain.last_path)["state"] == {
+        **load_checkpoint(plain.last_path)["state"],
+        "step": 2,
+        "epoch": 1,
+        "batch_in_epoch": 0,
+    }
+
+
+def test_grids_are_drawn_in_batches():
+    gan = tiny_gan()
+    sizes: list[int] = []
+    gan.generator.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    latents = gan.sample_noise(2500, generator=torch.Generator().manual_seed(0))
+    images = generate(gan.generator, latents)
+    assert sizes == [1000, 1000, 500] and images.shape == (2500, 1, 12, 12)
+    with torch.no_grad():  # up to a batch, the same images as one call (train-mode BatchNorm)
+        one_call = gan.generator(latents[:700]).float()
+    assert torch.equal(generate(gan.generator, latents[:700]), one_call)
 
 
 def test_sigterm_finishes_the_step_saves_and_exits(tmp_path):
@@ -556,3 +602,31 @@ def test_model_checkpoint_keeps_the_best_by_a_monitored_metric(tmp_path):
     assert len(list(tmp_path.glob("step-*.ckpt"))) == 2  # keep_last still holds
     with pytest.raises(ValueError, match=r"`mode` must be 'min' or 'max', got 'least'"):
         ModelCheckpoint(tmp_path, monitor="loss_d", mode="least")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------- the suite itself under CI
+
+
+def test_required_tests_skip_here_but_fail_under_ci(tmp_path):
+    # The suite's conftest in a folder without shared/ beside it, with a test that needs
+    # the real MNIST and one that needs a pytorch-fid module that is not there.
+    (tmp_path / "conftest.py").write_text((REPO_ROOT / "tests" / "conftest.py").read_text())
+    (tmp_path / "test_needs.py").write_text(
+        "import pytest\n\n"
+        "def test_digits(mnist_root):\n    pass\n\n"
+        "def test_reference():\n    pytest.importorskip('pytorch_fid.not_installed')\n\n"
+        "def test_optional():\n    pytest.importorskip('not_a_required_module')\n"
+    )
+
+    def outcome(ci: str) -> str:
+        env = {**os.environ, "CI": ci}
+        command = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "."]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+        return done.stdout
+
+    here = outcome("")
+    assert "3 skipped" in here, here
+    ci = outcome("true")
+    assert "1 failed, 1 skipped, 1 error" in ci, ci  # (a fixture's failure is an error)
+    assert "CI must run this test, but it skipped: real MNIST not found" in ci
+    assert "(CI needs pytorch-fid (the dev extra))" in ci

@@ -12,10 +12,12 @@ import torch
 from PIL import Image
 
 from conftest import REPO_ROOT
+from ganlib.callbacks import Callback
 from ganlib.checkpoint import load_checkpoint
 from ganlib.cli import main
 from ganlib.data.shapes import make_shapes
-from ganlib.runs import DEFAULT_WIDTHS, RunSettings, build_trainer, read_config
+from ganlib.data.sources import RunData
+from ganlib.runs import DEFAULT_WIDTHS, RunFolder, RunSettings, build_trainer, read_config, train
 
 TINY = ["--width", "4", "--latent-dim", "8", "--batch-size", "8", "--device", "cpu"]
 
@@ -212,3 +214,121 @@ def test_a_chosen_network_is_recorded_and_a_config_is_type_checked(shapes, tmp_p
         RunSettings.from_dict({"data": "mnist", "width": "8"}, "cfg")
     with pytest.raises(ValueError, match=r"`max_steps` must be int, got True \(in cfg\)"):
         RunSettings.from_dict({"data": "mnist", "max_steps": True}, "cfg")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path, with its bytes (locks aside)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".ganlib.lock"
+    }
+
+
+def test_overwrite_replaces_a_run_and_a_failed_replacement_puts_it_back(shapes, tmp_path, capsys):
+    run = tmp_path / "run"
+    steps = ["--checkpoint-every", "1", "--keep-checkpoints", "10", "--grid-every", "1"]
+    assert main(["train", str(shapes), "--out", str(run), "--max-steps", "5", *TINY, *steps]) == 0
+    (run / "notes.txt").write_text("mine")  # not a run's file: stays where it is
+    before = snapshot(run)
+    assert "checkpoints/step-0000005.ckpt" in before and "generated_step_0000005.png" in before
+
+    class FailsAtStepOne(Callback):
+        def on_batch_end(self, trainer, metrics):
+            raise RuntimeError("the new run dies at step 1")
+
+    settings = RunSettings.from_dict(
+        {"data": str(shapes), "out": str(run), "max_steps": 2, "width": 4, "latent_dim": 8,
+         "batch_size": 8, "device": "cpu"},
+        "flags",
+    )  # fmt: skip
+    capsys.readouterr()
+    with pytest.raises(RuntimeError, match="dies at step 1"):
+        train(settings, overwrite=True, callbacks=[FailsAtStepOne()])
+    err = capsys.readouterr().err
+    assert "moved the earlier run's files" in err and ".replaced-" in err
+    assert f"the run it was replacing is back in {run}, as it was" in err
+    assert snapshot(run) == before  # every file, byte for byte; nothing set aside is left
+    assert not list(run.glob(".replaced-*"))
+
+    # A replacement that gets its first checkpoint deletes the earlier run, and says so.
+    args = ["train", str(shapes), "--out", str(run), "--max-steps", "2", "--overwrite", *TINY]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "wrote its first checkpoint, so the run it replaced is deleted" in err
+    after = snapshot(run)
+    assert sorted(p for p in after if p.startswith("checkpoints/")) == [
+        "checkpoints/last.ckpt",
+        "checkpoints/step-0000002.ckpt",
+    ]
+    assert not [p for p in after if p.startswith("generated_step_000000") and p[-5] in "345"]
+    assert [int(r["step"]) for r in rows(run)] == [1, 2]
+    assert read_config(run / "config.toml")["max_steps"] == 2
+    assert after["notes.txt"] == b"mine" and not list(run.glob(".replaced-*"))
+
+
+def test_a_replacement_killed_before_its_checkpoint_says_where_the_run_is(shapes, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY]) == 0
+    config = (run / "config.toml").read_text()
+    aside = RunFolder(run).set_aside()  # as --overwrite does, then killed (SIGKILL) ...
+    assert aside is not None and (aside / "checkpoints" / "last.ckpt").is_file()
+    (run / "config.toml").write_text(config)  # ... after writing its config.toml
+    assert main(["sample", str(run), "--out", str(tmp_path / "g.png")]) == 2
+    message = capsys.readouterr().err
+    assert (
+        "has no checkpoint yet" in message and f"the run it replaced is kept in {aside}" in message
+    )
+
+
+def test_sizes_that_cannot_fit_are_refused_before_anything_is_written(
+    shapes, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "run"
+    big_grid = ["--image-size", "1024", "--grid-samples", "65"]  # 68,157,440 pixels
+    assert main(["train", str(shapes), "--out", str(out), *big_grid, *TINY]) == 2
+    assert "--grid-samples 65 images of 1024x1024 make a grid of 68,157,440 pixels" in (
+        capsys.readouterr().err
+    )
+    config = tmp_path / "run.toml"  # the same in a config file
+    config.write_text(f'[run]\ndata = "{shapes}"\nimage_size = 1024\ngrid_samples = 65\n')
+    assert main(["train", "--config", str(config), "--out", str(out), *TINY]) == 2
+    assert "over the bound of 67,108,864" in capsys.readouterr().err
+    # A conditional run's grid is a row per class: 3 x 22 images of 1024x1024.
+    conditional = ["--image-size", "1024", "--grid-nrow", "22", "--conditional"]
+    assert main(["train", str(shapes), "--out", str(out), *conditional, *TINY]) == 2
+    assert "3 classes x --grid-nrow 66 images of 1024x1024" in capsys.readouterr().err
+    # The images themselves, read as a whole, against this machine's memory.
+    monkeypatch.setattr(sys.modules["ganlib.runs.train"], "_memory_bytes", lambda: 2**20)
+    assert main(["train", str(shapes), "--out", str(out), "--image-size", "64", *TINY]) == 2
+    assert (
+        "--image-size 64: the 24 image files of "
+        f"{shapes} would take 1.1 MiB in memory (3x64x64 float32 each), over 50% of this "
+        "machine's 1.0 MiB: lower --image-size"
+    ) in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_folders_own_size_keeps_the_image_size_rule(shapes, tmp_path):
+    huge = RunData(torch.zeros(1, 1, 1, 1), None, 5000, 1, None, {"images": 1})
+    settings = RunSettings(data=str(shapes), out=str(tmp_path / "run"), device="cpu")
+    with pytest.raises(ValueError, match=r"are 5000 pixels a side \(their median\), over "):
+        train(settings, data=huge)
+    assert not (tmp_path / "run").exists()
+
+
+def test_grid_every_draws_the_last_step_too(shapes, tmp_path):
+    run = tmp_path / "run"  # 3 steps an epoch; grids every 2 steps, the run ends at step 3
+    args = ["train", str(shapes), "--out", str(run), "--epochs", "1", "--grid-every", "2"]
+    assert main([*args, *TINY]) == 0
+    grids = sorted(p.name for p in run.glob("generated_*.png"))
+    assert grids == ["generated_step_0000002.png", "generated_step_0000003.png"]
+
+
+def test_a_grid_of_ten_thousand_images_is_drawn_and_the_run_saved(shapes, tmp_path):
+    run = tmp_path / "run"
+    grid = ["--grid-samples", "10000", "--grid-nrow", "100", "--max-steps", "1"]
+    assert main(["train", str(shapes), "--out", str(run), *grid, *TINY]) == 0
+    with Image.open(run / "generated_step_0000001.png") as image:
+        assert image.size == (2 + 100 * 23, 2 + 100 * 23)  # 21-pixel images, 2-pixel padding
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["state"]["step"] == 1

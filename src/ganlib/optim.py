@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.amp.grad_scaler import OptState
 from torch.optim import Adam, Optimizer
 
 __all__ = [
@@ -140,10 +141,26 @@ class Updater:
     before_optimizer_step: Callable[[str, Optimizer], None] = no_hook
 
     def step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
-        """Zero ``optimizer``'s gradients, backpropagate ``loss``, run the hook, step."""
+        """Zero ``optimizer``'s gradients, backpropagate ``loss``, run the hook, step.
+
+        A grad scaler takes one step per optimizer between two ``update()`` calls (the
+        task calls one after its step); an optimizer stepped again before that (D's second
+        update with ``d_steps >= 2``) first gets the scale updated from its last step's
+        gradients, as a step of its own would."""
+        if self._stepped_since_update(optimizer):
+            self.scaler.update()
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.scaler.is_enabled():
             self.scaler.unscale_(optimizer)  # hooks see true gradients
         self.before_optimizer_step(network, optimizer)
         self.scaler.step(optimizer)
+
+    def _stepped_since_update(self, optimizer: Optimizer) -> bool:
+        """Whether the scaler stepped ``optimizer`` since its last ``update()`` (its own
+        record, which ``update()`` clears; always false for a disabled scaler)."""
+        if not self.scaler.is_enabled():
+            return False
+        states = getattr(self.scaler, "_per_optimizer_states", {})
+        state = states.get(id(optimizer))
+        return state is not None and state.get("stage") is OptState.STEPPED

@@ -23,6 +23,7 @@ from ._validation import check_int
 __all__ = [
     "BATCHNORM_BATCHES",
     "BATCHNORM_BATCH_SIZE",
+    "GENERATE_BATCH_SIZE",
     "NoiseFn",
     "generate",
     "preserved_state",
@@ -37,6 +38,8 @@ NoiseFn = Callable[[int, torch.Generator], Tensor]
 # The one set of defaults for measuring an averaged generator's BatchNorm statistics.
 BATCHNORM_BATCHES = 10
 BATCHNORM_BATCH_SIZE = 500
+# Latents per generator call in `generate` (grids): large enough for train-mode BatchNorm.
+GENERATE_BATCH_SIZE = 1000
 
 
 @contextlib.contextmanager
@@ -64,14 +67,29 @@ def _device_of(module: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def generate(
-    generator: nn.Module, latents: Tensor, eval_mode: bool = False, labels: Tensor | None = None
+    generator: nn.Module,
+    latents: Tensor,
+    eval_mode: bool = False,
+    labels: Tensor | None = None,
+    *,
+    batch_size: int = GENERATE_BATCH_SIZE,
 ) -> Tensor:
     """Images from ``latents`` (and ``labels``, for a conditional generator), float32,
     without gradients; ``eval_mode`` uses BatchNorm's running statistics, train mode
-    the batch's own. The generator's mode and buffers are left as they were."""
+    the batch's own. The generator's mode and buffers are left as they were.
+
+    The generator runs on ``batch_size`` latents at a time (so a large grid needs no more
+    memory than one batch's activations); in train mode each batch is normalised by its
+    own statistics, so up to ``batch_size`` images are drawn exactly as in one call."""
+    check_int("batch_size", batch_size, 1)
     with preserved_state(generator):
         generator.train(not eval_mode)
-        return generator(latents, *(() if labels is None else (labels,))).float()
+        images = []
+        for start in range(0, max(len(latents), 1), batch_size):
+            chunk = slice(start, start + batch_size)
+            extra = () if labels is None else (labels[chunk],)
+            images.append(generator(latents[chunk], *extra).float())
+        return images[0] if len(images) == 1 else torch.cat(images)
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int) -> None:

@@ -30,6 +30,12 @@ class ModelCheckpoint(Callback):
     unless the exception came from a half-done step or its hooks (its state would
     not resume exactly) or from [`NaNGuard`][ganlib.callbacks.NaNGuard] (the weights are bad).
 
+    The final save comes first: at the run's last step (``max_steps``, the last batch of
+    ``max_epochs``, or a callback's stop) it saves in ``on_batch_end``, before the end of
+    the epoch and of the run (grids, plots, the report), so nothing those do can cost the
+    trained weights; it saves again at the epoch's or the run's end where the loop's
+    state moved on (an epoch counted).
+
     A failed save (disk full, permission denied) records nothing, names the cause
     and the newest good checkpoint; temporary files left by a killed save are
     removed at the next one.
@@ -86,6 +92,7 @@ class ModelCheckpoint(Callback):
         self.save_on_exception = save_on_exception
         self.save_on_fit_end = save_on_fit_end
         self.saved: list[str] = []
+        self._saved_at: tuple[int, int, int] | None = None  # (step, epoch, batch) of the last save
         self._fit_start_step = 0
         self._monitors_score = False  # monitor is a score logged at some steps only
 
@@ -141,6 +148,7 @@ class ModelCheckpoint(Callback):
             raise
         for old in stale:
             Path(old).unlink(missing_ok=True)
+        self._saved_at = _position(trainer)
         self._keep_best(trainer, path)
         return path
 
@@ -169,7 +177,8 @@ class ModelCheckpoint(Callback):
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         every = self.every_n_steps
         due = every is not None and trainer.state.step % every == 0
-        if due or (self._monitors_score and self._improves(trainer.state.metrics)):
+        final = self.save_on_fit_end and _is_last_step(trainer)  # before any end-of-run work
+        if due or final or (self._monitors_score and self._improves(trainer.state.metrics)):
             self.save(trainer)
 
     @override
@@ -184,7 +193,9 @@ class ModelCheckpoint(Callback):
 
     @override
     def on_fit_end(self, trainer: Trainer) -> None:
-        if self.save_on_fit_end and not self._newest_is_current(trainer):
+        # (saved at this step in on_batch_end, and the epoch's end moved the loop on since)
+        moved_on = self._saved_at is not None and self._saved_at != _position(trainer)
+        if self.save_on_fit_end and (moved_on or not self._newest_is_current(trainer)):
             self.save(trainer)
 
     @override
@@ -218,6 +229,21 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         self.saved = list(state_dict["saved"])
         self.best_score = state_dict.get("best_score")  # (absent from older checkpoints)
+
+
+def _position(trainer: Trainer) -> tuple[int, int, int]:
+    state = trainer.state
+    return state.step, state.epoch, state.batch_in_epoch
+
+
+def _is_last_step(trainer: Trainer) -> bool:
+    """Whether the step just trained ends the run (as far as this process knows)."""
+    state = trainer.state
+    if trainer.should_stop or (trainer.max_steps is not None and state.step >= trainer.max_steps):
+        return True
+    batches, epochs = trainer.num_batches, trainer.max_epochs
+    last_batch = batches is not None and state.batch_in_epoch >= batches
+    return last_batch and epochs is not None and state.epoch + 1 >= epochs
 
 
 def last_checkpoint(callbacks: Iterable[Callback]) -> str:

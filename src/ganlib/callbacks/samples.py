@@ -29,9 +29,13 @@ if TYPE_CHECKING:
 
     from ..trainer import Trainer
 
-__all__ = ["MAX_OVERVIEW_FRAMES", "SampleGrid"]
+__all__ = ["MAX_GRID_PIXELS", "MAX_OVERVIEW_FRAMES", "SampleGrid"]
 
 MAX_OVERVIEW_FRAMES = 12
+# Most pixels of the images in one grid (and in the overview of grids): 64 images of
+# 1024x1024, below PIL's decompression-bomb bound (Image.MAX_IMAGE_PIXELS), which the
+# overview and the run report read the grids back through.
+MAX_GRID_PIXELS = 64 * 1024 * 1024
 # SampleGrid's checkpoint entries that are not grid inputs.
 _STATE_ONLY = ("real_saved", "images_per_row")
 
@@ -44,8 +48,9 @@ def _read_png(path: Path) -> Tensor:
 class SampleGrid(Callback):
     """Saves ``generated_epoch_{epoch:03d}.png`` after each epoch (epochs count from 1),
     ``real_samples.png`` from the first real batch, and at the end
-    ``generated_step_{step:07d}.png`` if training stopped mid-epoch, then
-    ``overview.png`` stacking all those grids (oldest on top).
+    ``generated_step_{step:07d}.png`` if the last step has no grid yet (training stopped
+    mid-epoch, or grids by steps missed it), then ``overview.png`` stacking those grids
+    (oldest on top).
 
     The fixed inputs (latents) are drawn once from the trainer's seed and kept in
     checkpoints, so a resumed run keeps drawing the same grid.
@@ -53,6 +58,10 @@ class SampleGrid(Callback):
     For a conditional model the grid has one row per class, row ``k`` showing
     class ``k``; each column keeps one latent across the rows, so a column shows
     one "style" in every class.
+
+    A grid's images hold at most `MAX_GRID_PIXELS` pixels (checked when training starts,
+    for a GAN pair); the generator draws them in batches
+    ([`generate`][ganlib.sampling.generate]).
 
     Args:
         out_dir: Folder for the images.
@@ -63,7 +72,8 @@ class SampleGrid(Callback):
         every_n_steps: Also save ``generated_step_{step:07d}.png`` every this many steps.
         save_real: Save the first real batch.
         overview: Build the overview image at the end (at most
-            ``MAX_OVERVIEW_FRAMES`` grids, evenly spaced, the last included).
+            ``MAX_OVERVIEW_FRAMES`` grids, fewer where they would exceed
+            `MAX_GRID_PIXELS` together, evenly spaced, the last included).
         use_ema: Sample from the EMA generator: ``"auto"`` when an
             [`EMA`][ganlib.callbacks.EMA] callback is present.
         eval_mode: Sample with BatchNorm in eval mode (running statistics,
@@ -152,10 +162,30 @@ class SampleGrid(Callback):
         if drawn is not None:
             self.inputs, self.images_per_row = drawn
 
+    def _check_size(self, trainer: Trainer) -> None:
+        """Refuse a grid over `MAX_GRID_PIXELS`, where the task's images have a known shape
+        (a GAN pair's).
+
+        Raises:
+            ValueError: Naming ``num_samples``, the image size, the pixels and the bound.
+        """
+        shape = getattr(getattr(trainer.task, "gan", None), "image_shape", None)
+        if self.noise is None or not shape:
+            return
+        height, width = shape[-2:]
+        pixels = len(self.noise) * height * width
+        if pixels > MAX_GRID_PIXELS:
+            raise ValueError(
+                f"SampleGrid: {len(self.noise):,} images of {height}x{width} (`num_samples`) "
+                f"make a grid of {pixels:,} pixels, over the bound of {MAX_GRID_PIXELS:,} "
+                "(ganlib.callbacks.samples.MAX_GRID_PIXELS): lower `num_samples`"
+            )
+
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         if self.inputs is None:  # (a task that shows its data waits for the first batch)
             self._draw_inputs(trainer, None)
+        self._check_size(trainer)
 
     @override
     def on_batch_start(self, trainer: Trainer, images: Any) -> None:
@@ -188,16 +218,27 @@ class SampleGrid(Callback):
         if self.every_n_epochs and trainer.state.epoch % self.every_n_epochs == 0:
             self._save(trainer, self.grid_path(trainer.state.epoch))
 
+    def _has_grid_of_last_step(self, trainer: Trainer) -> bool:
+        state = trainer.state
+        if self.step_path(state.step).exists():
+            return True
+        every = self.every_n_epochs
+        at_epoch_end = state.batch_in_epoch == 0 and state.epoch > 0
+        return bool(at_epoch_end and every and state.epoch % every == 0)
+
     @override
     def on_fit_end(self, trainer: Trainer) -> None:
-        path = self.step_path(trainer.state.step)
-        if trainer.state.batch_in_epoch > 0 and not path.exists():  # show where it got to
-            self._save(trainer, path)
+        if trainer.state.step > 0 and not self._has_grid_of_last_step(trainer):
+            self._save(trainer, self.step_path(trainer.state.step))  # show where it got to
         if not self.overview:
             return
         grids = sorted(self.out_dir.glob("generated_*.png"))
-        if len(grids) > MAX_OVERVIEW_FRAMES:  # evenly spaced, the last included
-            picks = torch.linspace(0, len(grids) - 1, MAX_OVERVIEW_FRAMES).round().long()
+        frames = MAX_OVERVIEW_FRAMES
+        if grids:  # large grids: fewer frames, so the overview stays within the grid bound
+            with Image.open(grids[-1]) as last:
+                frames = max(1, min(frames, MAX_GRID_PIXELS // (last.width * last.height)))
+        if len(grids) > frames:  # evenly spaced, the last included
+            picks = torch.linspace(0, len(grids) - 1, frames).round().long()
             grids = [grids[int(i)] for i in picks.unique()]
         if grids:
             images = [_read_png(p) for p in grids]

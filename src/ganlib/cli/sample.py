@@ -1,14 +1,19 @@
-"""``ganlib sample CHECKPOINT_OR_RUN --num 64 --out grid.png``."""
+"""``ganlib sample CHECKPOINT_OR_RUN --num 64 --out grid.png`` (or ``--format files``: one
+PNG per image). A run with an EMA generator is sampled through it, as its grids, its
+evaluation and ``ganlib fid`` are; ``--no-ema`` takes the live generator."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_gan
+from ..callbacks.samples import MAX_GRID_PIXELS
+from ..checkpoint import CheckpointError, load_gan
 from ..device import resolve_device
+from ..gan import GAN
 from ..runs.folder import RunFolder
 from ..sampling import recompute_batchnorm, sample_images, save_grid
 from ..seeding import batchnorm_seed
@@ -21,13 +26,18 @@ from .args import (
     positive_int,
 )
 
+# The numbered files of --format files: 00000.png, or 00000_class3.png for a conditional model.
+SAMPLE_FILES = "[0-9][0-9][0-9][0-9][0-9]*.png"
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``sample`` subcommand's arguments."""
     sample = commands.add_parser(
         "sample",
-        help="save a grid of images from a trained checkpoint",
-        description="Save a grid of images drawn from a checkpoint's generator.",
+        help="save a grid (or files) of images from a trained checkpoint",
+        description="Save images drawn from a checkpoint's generator: one grid, or one PNG "
+        "per image (--format files). A run with an EMA generator is sampled through it, as "
+        "its grids, evaluation and `ganlib fid` are; --no-ema takes the live generator.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sample.add_argument(
@@ -36,19 +46,35 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a .ckpt written by ganlib's Trainer, or a run folder (its checkpoints/last.ckpt)",
     )
     sample.add_argument(
-        "--num", type=int_at_least(1, MAX_GRID_IMAGES), default=64, help="images in the grid"
+        "--num", type=int_at_least(1, MAX_GRID_IMAGES), default=64, help="images to draw"
     )
     sample.add_argument(
-        "--out", type=png_path, default=Path("grid.png"), help="image file to write (.png added)"
+        "--format",
+        choices=("grid", "files"),
+        default="grid",
+        help="one grid image, or one PNG per image, numbered (00000.png, ...; conditional "
+        "models: 00000_class3.png), in the folder --out",
     )
-    sample.add_argument("--nrow", type=positive_int, default=8, help="images per row")
+    sample.add_argument(
+        "--out",
+        default=None,
+        help="the grid's file (.png added; default grid.png), or for --format files a new "
+        "folder (default samples)",
+    )
+    sample.add_argument("--nrow", type=positive_int, default=8, help="images per grid row")
     sample.add_argument("--seed", type=non_negative_int, default=0, help="seed of the latents")
-    sample.add_argument("--ema", action="store_true", help="use the EMA generator's weights")
+    sample.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sample the EMA generator (default: when the checkpoint has one); --no-ema: the "
+        "live generator",
+    )
     sample.add_argument(
         "--eval-mode",
         action="store_true",
-        help="sample with BatchNorm running statistics (recomputed first with --ema); "
-        "default: batch statistics, as during training",
+        help="sample with BatchNorm running statistics (recomputed first for the EMA "
+        "generator); default: batch statistics, as during training",
     )
     sample.add_argument(
         "--label",
@@ -77,28 +103,102 @@ def requested_labels(
     return (torch.arange(num) // nrow) % num_classes
 
 
+def load_generator(checkpoint: Path, ema: bool | None) -> tuple[GAN, str]:
+    """The checkpoint's GAN with the generator asked for, and its name for messages:
+    ``ema=None`` takes the EMA generator where the checkpoint has one.
+
+    Raises:
+        CheckpointError: For an unreadable checkpoint, or ``ema=True`` without an EMA.
+    """
+    if ema is False:
+        return load_gan(checkpoint), "the live generator (--no-ema)"
+    try:
+        return load_gan(checkpoint, ema=True), "the EMA generator"
+    except CheckpointError as exc:
+        if ema or "has no EMA generator" not in str(exc):
+            raise
+    return load_gan(checkpoint), "the generator (the run kept no EMA)"
+
+
+def _output(args: argparse.Namespace) -> Path:
+    """Where the images go: the grid's file, or the folder of numbered files.
+
+    Raises:
+        ValueError: For a folder given as the grid, a file given as the folder, or a
+            folder that already holds numbered samples.
+    """
+    if args.format == "grid":
+        try:
+            return png_path(args.out or "grid.png")
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"--out {exc}") from None
+    out = Path(args.out or "samples")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; --format files writes into a folder")
+    earlier = sorted(out.glob(SAMPLE_FILES)) if out.is_dir() else []
+    if earlier:
+        raise ValueError(
+            f"--out {str(out)!r} already holds {len(earlier)} numbered samples "
+            f"({earlier[0].name}, ...); choose another folder or delete them"
+        )
+    return out
+
+
+def _check_grid_size(gan: GAN, num: int) -> None:
+    """Refuse a grid over `MAX_GRID_PIXELS` before drawing it.
+
+    Raises:
+        ValueError: Naming --num, the image size, the pixels and the bound.
+    """
+    height, width = gan.image_shape[-2:]
+    pixels = num * height * width
+    if pixels > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"--num {num:,} images of {height}x{width} make a grid of {pixels:,} pixels, over "
+            f"the bound of {MAX_GRID_PIXELS:,} (ganlib.callbacks.samples.MAX_GRID_PIXELS): "
+            "lower --num, or use --format files"
+        )
+
+
+def _save_files(
+    batches: Iterator[torch.Tensor], out: Path, labels: torch.Tensor | None
+) -> None:
+    """One PNG per image, numbered in drawing order (the class in the name, if any)."""
+    out.mkdir(parents=True, exist_ok=True)
+    index = 0
+    for batch in batches:
+        for image in batch.cpu():
+            name = f"{index:05d}" + ("" if labels is None else f"_class{int(labels[index])}")
+            save_grid(image.unsqueeze(0), out / f"{name}.png", nrow=1)  # one image: no padding
+            index += 1
+
+
 def sample_command(args: argparse.Namespace) -> int:
+    out = _output(args)
     device = resolve_device(args.device)
     if args.checkpoint.is_dir():  # a run folder: its newest intact checkpoint
         args.checkpoint = RunFolder(args.checkpoint).checkpoint()
-    gan = load_gan(args.checkpoint, ema=args.ema).to(device)
+    gan, which = load_generator(args.checkpoint, args.ema)
+    if args.format == "grid":
+        _check_grid_size(gan, args.num)
+    gan = gan.to(device)
     generator = gan.generator
     labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)
-    if args.eval_mode and args.ema:  # the copied statistics do not fit averaged weights
+    if args.eval_mode and which == "the EMA generator":  # copied statistics do not fit it
         recompute_batchnorm(generator, gan, batchnorm_seed(args.seed))
-    images = torch.cat(
-        list(
-            sample_images(
-                generator,
-                args.num,
-                gan,
-                batch_size=min(args.num, SAMPLE_BATCH),
-                seed=args.seed,
-                eval_mode=args.eval_mode,
-                labels=labels,
-            )
-        )
+    batches = sample_images(
+        generator,
+        args.num,
+        gan,
+        batch_size=min(args.num, SAMPLE_BATCH),
+        seed=args.seed,
+        eval_mode=args.eval_mode,
+        labels=labels,
     )
-    save_grid(images.cpu(), args.out, nrow=args.nrow)
-    print(f"wrote {args.num} images to {args.out}")
+    if args.format == "files":
+        _save_files(batches, out, labels)
+        print(f"wrote {args.num} images from {which} to {out}/ (00000.png, ...)")
+        return 0
+    save_grid(torch.cat([batch.cpu() for batch in batches]), out, nrow=args.nrow)
+    print(f"wrote {args.num} images from {which} to {out}")
     return 0

@@ -4,11 +4,17 @@ The order is the guarantee: every setting is checked and the data read before an
 written; a resumed run is compared with what it resumes (its settings and its data); the
 Trainer then locks the run folder, refuses an earlier run's files unless told, loads the
 checkpoint, and only then is ``config.toml`` written — so it always says what ran.
+
+``overwrite`` replaces a run, it does not mix two: with the folder locked, the earlier
+run's files are moved into ``RUN/.replaced-STAMP/``; they are deleted once the new run has
+written its first checkpoint, and put back if it fails before that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shlex
 import time
 from collections.abc import Iterable
@@ -22,17 +28,30 @@ from typing_extensions import override
 from .._logging import logger
 from ..callbacks import Callback, Evaluation
 from ..callbacks.base import FileWriter
-from ..data.sources import RunData, load_run_data
+from ..callbacks.samples import MAX_GRID_PIXELS
+from ..data.folder import IMAGE_EXTENSIONS
+from ..data.sources import NAMED_DATA, RunData, load_run_data
 from ..device import resolve_device
 from ..distributed import is_elastic_restart
-from ..runfolder import refuse_clobbering
+from ..runfolder import hold_locks, output_folders, refuse_clobbering
 from ..trainer import Trainer, TrainerState
 from .build import build_trainer, resolved_fast
 from .config import read_config, save_json, write_config
-from .folder import RunFolder
+from .folder import ReplacedRun, RunFolder
 from .settings import RunSettings, flag_name
 
-__all__ = ["FIXED_ON_RESUME", "RunConfig", "RunResult", "load_data", "resume_command", "train"]
+__all__ = [
+    "FIXED_ON_RESUME",
+    "RunConfig",
+    "RunResult",
+    "load_data",
+    "resume_command",
+    "train",
+]
+
+# The most of this machine's memory a run's images may take in memory (float32), read as
+# a whole: the rest is for the networks, their optimizers and the grids.
+MAX_DATA_MEMORY_FRACTION = 0.5
 
 # Settings a resumed run cannot change: they define its networks, its data or its data order.
 FIXED_ON_RESUME = (
@@ -112,6 +131,72 @@ def load_data(settings: RunSettings) -> RunData:
     return data
 
 
+def _memory_bytes() -> int | None:
+    """This machine's physical memory, or ``None`` where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _amount(nbytes: float) -> str:
+    """Bytes in words: ``1.2 GiB``, ``3.0 MiB``."""
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
+
+
+def _check_grid(settings: RunSettings, num_classes: int | None) -> None:
+    """Refuse a sample grid over `MAX_GRID_PIXELS` (a conditional run's grid has a row of
+    ``grid_nrow`` per class).
+
+    Raises:
+        ValueError: Naming the settings, the pixels and the bound.
+    """
+    size = settings.image_size
+    if size is None:
+        return
+    if settings.conditional and num_classes is not None:
+        count, given = num_classes * settings.grid_nrow, f"{num_classes} classes x --grid-nrow"
+    else:
+        count, given = settings.grid_samples, "--grid-samples"
+    pixels = count * size * size
+    if pixels > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"{given} {count:,} images of {size}x{size} make a grid of {pixels:,} pixels, "
+            f"over the bound of {MAX_GRID_PIXELS:,} (ganlib.callbacks.samples."
+            "MAX_GRID_PIXELS): lower --grid-samples or --grid-nrow, or --image-size"
+        )
+
+
+def check_sizes(settings: RunSettings) -> None:
+    """Refuse sizes that cannot fit, before the data is read: a folder's images at
+    ``image_size`` over `MAX_DATA_MEMORY_FRACTION` of this machine's memory (counting
+    its image files, up to ``channels`` or 3 channels of float32), and a sample grid over
+    `MAX_GRID_PIXELS`. (The networks' sizes are bounded where they are built.)
+
+    Raises:
+        ValueError: Naming the setting, the sizes and the bound.
+    """
+    size = settings.image_size
+    if size is None or settings.data in NAMED_DATA or not Path(settings.data).is_dir():
+        return
+    if not settings.conditional:
+        _check_grid(settings, None)
+    memory = _memory_bytes()
+    if memory is None:
+        return
+    suffixes = set(IMAGE_EXTENSIONS)
+    files = sum(1 for p in Path(settings.data).rglob("*") if p.suffix.lower() in suffixes)
+    channels = settings.channels or 3
+    needed = files * channels * size * size * 4
+    if needed > MAX_DATA_MEMORY_FRACTION * memory:
+        raise ValueError(
+            f"--image-size {size}: the {files:,} image files of {settings.data} would take "
+            f"{_amount(needed)} in memory ({channels}x{size}x{size} float32 each), over "
+            f"{MAX_DATA_MEMORY_FRACTION:.0%} of this machine's {_amount(memory)}: lower "
+            "--image-size"
+        )
+
+
 def resume_command(folder: RunFolder) -> str:
     """The command that continues the run in ``folder``, quoted for a shell."""
     return f"ganlib train --resume {shlex.quote(str(folder.path))}"
@@ -169,7 +254,11 @@ def train(
             ``arch`` and ``width`` left ``None`` are filled in from the data).
         resume: Continue the run in ``settings.out`` from its newest intact checkpoint;
             its networks, data and data order must stay as they were.
-        overwrite: Let a fresh run replace an earlier run's files in ``settings.out``.
+        overwrite: Replace an earlier run in ``settings.out``: its files (`RUN_FILES`
+            and the callbacks' earlier outputs there) are moved into
+            ``RUN/.replaced-STAMP/`` when training starts, deleted once this run has a
+            checkpoint, and put back if it fails before that. (``Trainer(overwrite=True)``
+            alone replaces each file as it is written.)
         callbacks: More callbacks, after the run folder's own.
         data: The data, when already loaded (by [`load_data`][ganlib.runs.load_data]).
 
@@ -195,14 +284,28 @@ def train(
         if not folder.is_run():
             raise ValueError(f"--resume {str(folder.path)!r} is not a run folder: no config.toml")
         checkpoint = folder.checkpoint()
-    data = data if data is not None else load_data(settings)
+    if data is None:
+        check_sizes(settings)
+        data = load_data(settings)
+    rule = RunSettings.rule("image_size")
+    if rule is not None and not rule.allows(data.image_size):  # a folder's own median size
+        raise ValueError(
+            f"the images of {settings.data} are {data.image_size} pixels a side (their "
+            f"median), over --image-size's rule ({rule.describe()}): give --image-size"
+        )
+    _check_grid(settings, data.num_classes)
     if resume:
         _check_resume(settings, folder, data)
+    replaced = ReplacedRun(folder)
     trainer = build_trainer(
         settings,
         data=data,
         overwrite=overwrite,
-        extra_callbacks=[RunConfig(settings, data.fingerprint, folder.config), *callbacks],
+        extra_callbacks=[
+            RunConfig(settings, data.fingerprint, folder.config),
+            *callbacks,
+            replaced,  # (after the run's ModelCheckpoint)
+        ],
     )
     fresh = not (resume or overwrite or is_elastic_restart())
     if fresh:  # in the command's terms, before anything is written
@@ -224,13 +327,31 @@ def train(
         parts = training_data if isinstance(training_data, tuple) else (training_data,)
         training_data = TensorDataset(*parts)
     started = time.perf_counter()
-    state = trainer.fit(
-        training_data,
-        str(checkpoint) if checkpoint is not None else None,
-        batch_size=settings.batch_size,
-        shuffle=settings.shuffle,
-        num_workers=settings.num_workers,
-    )
+    with contextlib.ExitStack() as held:
+        aside = None
+        if overwrite and trainer.is_main_process and not is_elastic_restart():
+            active = trainer.callbacks.active
+            held.enter_context(hold_locks(output_folders(active)))  # (fit takes them again)
+            extra = [p for c in active for p in c.earlier_outputs()]
+            aside = folder.set_aside(extra)
+            replaced.pending = aside is not None
+            if aside is not None:
+                logger.info(
+                    f"ganlib: --overwrite: moved the earlier run's files in {folder.path} to "
+                    f"{aside}; they are deleted once this run writes its first checkpoint"
+                )
+        try:
+            state = trainer.fit(
+                training_data,
+                str(checkpoint) if checkpoint is not None else None,
+                batch_size=settings.batch_size,
+                shuffle=settings.shuffle,
+                num_workers=settings.num_workers,
+            )
+        except BaseException:
+            if aside is not None and aside.exists():  # no checkpoint yet: keep the earlier run
+                folder.restore_replaced(aside)
+            raise
     seconds = time.perf_counter() - started
     if trainer.is_main_process:
         summary: dict[str, Any] = {
