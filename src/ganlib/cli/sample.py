@@ -160,9 +160,7 @@ def _check_grid_size(gan: GAN, num: int) -> None:
         )
 
 
-def _save_files(
-    batches: Iterator[torch.Tensor], out: Path, labels: torch.Tensor | None
-) -> None:
+def _save_files(batches: Iterator[torch.Tensor], out: Path, labels: torch.Tensor | None) -> None:
     """One PNG per image, numbered in drawing order (the class in the name, if any)."""
     out.mkdir(parents=True, exist_ok=True)
     index = 0
