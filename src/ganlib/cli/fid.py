@@ -16,7 +16,6 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import CheckpointError, load_gan
-from ..data import load_image_folder
 from ..device import resolve_device
 from ..metrics import FeatureStats, InceptionFeatures, embed, frechet_distance, kernel_distance
 from ..metrics.mnist_classifier import load_mnist_classifier
@@ -112,6 +111,8 @@ def load_side(
         batches = sample_images(gan.generator, args.num, gan, batch_size=500, seed=args.seed)
         return embed(extract, (_fit(b, features) for b in batches), device=device)
     if path.is_dir():
+        from ..data import load_image_folder  # (torchvision's transforms: only when used)
+
         images = load_image_folder(path, size, 1 if features == "mnist" else 3)
         return embed(extract, images, batch_size=args.batch_size, device=device)
     raise ValueError(
