@@ -9,6 +9,7 @@ runs after all the others.
 from ..sampling import generate  # noqa: F401
 from .base import Callback, CallbackList, Network
 from .checkpoint import ModelCheckpoint
+from .early_stopping import EarlyStopping
 from .ema import EMA
 from .evaluation import Evaluation
 from .guard import NaNGuard, NonFiniteLossError
@@ -22,6 +23,7 @@ __all__ = [
     "EMA",
     "Callback",
     "CallbackList",
+    "EarlyStopping",
     "Evaluation",
     "LossCurve",
     "MetricsLogger",
