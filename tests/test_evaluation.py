@@ -215,6 +215,24 @@ def test_the_extractor_follows_the_runs_fast_settings_where_measured(precision, 
         assert fast["classes_covered"] == slow["classes_covered"]
 
 
+def test_an_ema_copy_is_sampled_in_channels_last_and_left_as_it_was():
+    gan = DCGAN(12, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
+    ema, auto, exact = EMA(), evaluation(num_samples=16), evaluation(num_samples=16, precision="32")
+    trainer = Trainer(gan, max_steps=2, seed=0, device="cpu", progress=False, callbacks=[ema, auto])
+    trainer.fit(data(), batch_size=8)
+    exact.on_fit_start(trainer)
+    assert ema.module is not None
+    formats = []
+    conv = next(m for m in ema.module.modules() if isinstance(m, nn.ConvTranspose2d))
+    ema.module.register_forward_pre_hook(
+        lambda *_: formats.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+    )
+    fast, slow = auto.evaluate(trainer), exact.evaluate(trainer)
+    assert formats == [True, True, False, False]  # two batches each: auto, then "32"
+    assert fast["fd"] == pytest.approx(slow["fd"], rel=1e-4)
+    assert conv.weight.is_contiguous()  # as it was
+
+
 def test_a_conditional_generator_is_scored_on_every_class_equally_often():
     seen: list[Tensor] = []
     gan = DCGAN(12, 1, 8, 4, num_classes=3, init_generator=torch.Generator().manual_seed(0))
