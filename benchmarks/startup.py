@@ -19,7 +19,9 @@ and its median's ratio to ``import torch``'s. The commands:
   --progress-every 1`` until its step-1 progress line appears (the process is then
   stopped), with an empty statistics cache ($GANLIB_CACHE, a fresh folder per round:
   the evaluation's reference is embedded) and with the cache a first (untimed) run
-  filled. The ``after imports`` column takes ``train imports``' median off.
+  filled. The run first imports what ``ganlib train`` imports (``ganlib.cli.train``) and
+  prints when that was done; the ``after imports`` column is the time from there to the
+  step-1 line, in the same process.
 
 Each command runs with the environment given to this script (pin it with ``taskset``
 and ``OMP_NUM_THREADS`` for steady figures); ``--compare-src`` runs every command again
@@ -29,6 +31,7 @@ with PYTHONPATH set to another source tree, in the same rounds.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -41,32 +44,51 @@ from pathlib import Path
 HELP = ["-m", "ganlib", "--help"]
 
 
-def timed(command: list[str], env: dict[str, str], until: str | None = None) -> float:
+def timed(command: list[str], env: dict[str, str], until: str | None = None) -> list[float]:
     """Seconds from launching ``command`` to its exit, or to the first stdout line that
-    starts with ``until`` (then the process is stopped)."""
+    contains ``until`` (then the process is stopped); with ``until``, also the seconds
+    after launch its line ``imports done after X s`` reported."""
     started = time.perf_counter()
     if until is None:
         subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return time.perf_counter() - started
+        return [time.perf_counter() - started]
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     assert process.stdout is not None
+    imports = math.nan
     try:
         for line in process.stdout:
+            if line.startswith(IMPORTS_DONE):
+                imports = float(line.split()[-2])
             if until in line:
-                return time.perf_counter() - started
+                return [time.perf_counter() - started, imports]
         raise RuntimeError(f"{' '.join(command)} ended without printing {until!r}")
     finally:
         process.kill()
         process.wait()
 
 
+# `ganlib train`, reporting when its imports are done: what the command imports
+# (ganlib.cli.train and its modules), then its run, in one process.
+IMPORTS_DONE = "imports done after"
+TRAIN = """
+import os, sys, time
+import ganlib.cli.train
+stat = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+uptime = float(open("/proc/uptime").read().split()[0])
+since_launch = uptime - int(stat[19]) / os.sysconf("SC_CLK_TCK")
+print("IMPORTS_DONE", round(since_launch, 3), "s", flush=True)
+from ganlib.cli import main
+sys.exit(main(sys.argv[1:]))
+""".replace("IMPORTS_DONE", IMPORTS_DONE)
+
+
 def commands(data_dir: str, out: Path) -> dict[str, tuple[list[str], str | None, bool]]:
     """Name -> (python arguments, line to wait for, runs with a fresh cache)."""
     train = [
-        "-m",
-        "ganlib",
+        "-c",
+        TRAIN,
         "train",
         "mnist",
         "--data-dir",
@@ -129,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                         cache = work / f"cold-{tree}-{round_}" if fresh else warm_cache
                         env["GANLIB_CACHE"] = str(cache)
                     seconds = timed([sys.executable, *arguments], env, until)
-                    times.setdefault((tree, name), []).append(seconds)
+                    times.setdefault((tree, name), []).append(seconds[0])
+                    if len(seconds) > 1:  # the time after the process's own imports
+                        times.setdefault((tree, name + " after"), []).append(
+                            seconds[0] - seconds[1]
+                        )
                     if fresh:
                         shutil.rmtree(work / f"cold-{tree}-{round_}", ignore_errors=True)
                 print(f"round {round_ + 1}/{args.repeats} done ({tree})", file=sys.stderr)
@@ -140,14 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.repeats} rounds on {_cpu_name()}; wall seconds from launch; python {version}")
     for tree, src in trees.items():
         torch_median = statistics.median(times[(tree, "import torch")])
-        imports = statistics.median(times.get((tree, "train imports"), [0.0]))
         print(f"\n{tree} tree: {src}\n")
         print("| command | median s | min s | max s | / import torch | after imports s |")
         print("|---|---|---|---|---|---|")
         for name in runs:
             values = times[(tree, name)]
             median = statistics.median(values)
-            after = f"{median - imports:.2f}" if name.startswith("step 1") else ""
+            afters = times.get((tree, name + " after"))
+            after = f"{statistics.median(afters):.2f}" if afters else ""
             print(
                 f"| {name} | {median:.2f} | {min(values):.2f} | {max(values):.2f} "
                 f"| {median / torch_median:.2f}x | {after} |"

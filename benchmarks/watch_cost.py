@@ -237,6 +237,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {seconds / run_seconds:.2%} |"
             )
         print(f"| **all watchers** | | | **{total:.1f} s** | **{total / run_seconds:.2%}** |")
+        plain = next(s for g, what, s, _ in events if g == "plain")
+        evaluation_now = next(s for g, what, s, _ in events if what.startswith("evaluation of"))
+        print(
+            f"\nAn evaluation with the extractor and the EMA copy in fp32 as given (Evaluation("
+            f"precision='32'), what it did before it took the run's settings): {plain:.2f} s, "
+            f"{plain / evaluation_now:.2f}x the {evaluation_now:.2f} s above; "
+            f"{plain * sum(c for g, _, _, c in events if g == 'plain') / run_seconds:.2%} "
+            "of the run."
+        )
         cold = next(s for g, what, s, _ in events if what.startswith("reference, embedded"))
         print(
             f"\nThe evaluation's reference, embedded afresh (an empty cache, once per machine): "
@@ -279,6 +288,17 @@ def periodic_costs(
             evaluations,
         )
     )
+    # The same evaluation with the extractor and the EMA copy as given (what it did before
+    # it took the run's fast settings): the reference in that precision first.
+    evaluation._sampling, fast_settings = (False, False), evaluation._settings
+    evaluation._settings = ("32", False)
+    evaluation._owned.to(memory_format=torch.contiguous_format)  # type: ignore[union-attr]
+    evaluation.reference = evaluation._reference_stats(test, trainer.device)
+    plain = median_time(evaluate, times)
+    out.append(("plain", "evaluation, fp32 as given", plain, evaluations))
+    evaluation._sampling, evaluation._settings = evaluation._choose_sampling(trainer), fast_settings
+    evaluation._owned.to(memory_format=torch.channels_last)  # type: ignore[union-attr]
+    evaluation.reference = evaluation._reference_stats(test, trainer.device)
     cached = median_time(lambda: evaluation._reference_stats(test, trainer.device), times)
     out.append(("evaluation", "reference, from the cache", cached, 1))
     evaluation.cache = False

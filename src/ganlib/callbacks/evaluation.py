@@ -136,11 +136,14 @@ class Evaluation(Callback):
         batch_size: Images per generator and extractor call (keep it large in train
             mode: BatchNorm normalises each batch by its own statistics).
         prefix: Put before every score's name, to keep two evaluations apart.
-        precision: The extractor's precision: ``"32"``, ``"bf16"`` (autocast), or
-            ``"auto"``: the run's fast settings for an extractor this callback built
-            ([`Evaluation.mnist`][ganlib.callbacks.Evaluation.mnist]: channels_last, and
-            bf16 when the run trains in bf16, measured within 0.2% of fp32's FD;
-            docs/performance.md), fp32 for one given.
+        precision: How the extractor and the sampled generator run: ``"32"`` (as
+            given), ``"bf16"`` (both under bf16 autocast), or ``"auto"``, the run's fast
+            settings where measured to keep the scores: an extractor this callback built
+            ([`Evaluation.mnist`][ganlib.callbacks.Evaluation.mnist]) in channels_last,
+            and in bf16 when the run trains in bf16 (its FDs within 0.15% of fp32's); an
+            EMA copy sampled in channels_last, and the generator in bf16 in a bf16 run (a
+            trained MNIST generator's FD moved 0.003% and 0.08%; docs/performance.md); an
+            extractor given as it is.
         cache: Keep the reference's statistics in the on-disk cache
             ([`ganlib.metrics.cache`][ganlib.metrics.cache]; ``GANLIB_NO_CACHE=1`` turns
             it off everywhere).
