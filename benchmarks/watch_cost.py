@@ -3,7 +3,7 @@ logging (metrics.csv, the loss curve, the progress line) of a default ``ganlib t
 mnist`` run, against the run's own training time.
 
     python benchmarks/watch_cost.py --data-dir ../shared/data
-    python benchmarks/watch_cost.py --data-dir ../shared/data --fast      # the fast path
+    python benchmarks/watch_cost.py --data-dir ../shared/data --fast off  # fp32 eager
     python benchmarks/watch_cost.py --data-dir ../shared/data --features  # + extractor precision
 
 The run is built from the settings ``ganlib train mnist`` uses (``ganlib.runs``: its
@@ -59,9 +59,9 @@ from ganlib.callbacks import (
     SampleGrid,
 )
 from ganlib.data import load_mnist
-from ganlib.gan import build_gan
-from ganlib.losses import get_loss
-from ganlib.runs import RunSettings, callbacks_for
+from ganlib.data.sources import RunData
+from ganlib.runs import RunSettings, build_adversarial, callbacks_for
+from ganlib.runs.build import resolved_fast
 
 STEPS, EPOCHS = 12_000, 10  # the default run: 10 epochs of 1,200 steps
 GROUPS = {
@@ -128,20 +128,14 @@ def median_time(action: Callable[[], Any], times: int) -> float:
 
 
 def build(settings: RunSettings, callbacks: list[Callback], steps: int) -> Trainer:
-    """The default run's Trainer (as ``ganlib.runs.build_trainer`` makes it), for ``steps``."""
-    assert settings.arch is not None
-    torch.manual_seed(settings.seed)
-    config = {"image_size": 28, "channels": 1, "latent_dim": settings.latent_dim}
-    if settings.width is not None:
-        config["width"] = settings.width
-    adam = {"lr": settings.lr_g, "betas": (settings.beta1, settings.beta2)}
+    """The default run's Trainer (its task and switches as ``ganlib.runs.build_trainer``
+    makes them), with ``callbacks``, for ``steps``."""
+    data = RunData(torch.empty(0), None, 28, 1, None)
     return Trainer(
-        build_gan(settings.arch, config),
-        loss=get_loss("bce"),
-        g_optimizer=adam,
-        d_optimizer={**adam, "lr": settings.lr_d},
+        build_adversarial(settings, data),
         device="cpu",
-        fast=settings.fast,
+        precision=settings.precision,  # type: ignore[arg-type]
+        fast=resolved_fast(settings),
         max_steps=steps,
         seed=settings.seed,
         callbacks=callbacks,
@@ -162,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=2, help="runs with and without")
     parser.add_argument("--events", type=int, default=3, help="times each periodic cost")
-    parser.add_argument("--fast", action="store_true", help="the fast path (bf16 where native)")
+    parser.add_argument(
+        "--fast",
+        choices=("default", "on", "off"),
+        default="default",
+        help="the fast path: as `ganlib train` decides (on where bf16 is native), or forced",
+    )
     parser.add_argument("--features", action="store_true", help="the extractor-precision table")
     parser.add_argument("--checkpoint", type=Path, help="a trained run's .ckpt for --features")
     args = parser.parse_args(argv)
@@ -172,12 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = RunSettings(
             data="mnist", out=str(work / "run"), data_dir=args.data_dir, download=False
         )
-        settings.image_size, settings.channels, settings.fast = 28, 1, args.fast
+        settings.image_size, settings.channels = 28, 1
+        settings.fast = {"default": None, "on": True, "off": False}[args.fast]
         settings.choose_network()
         train, _ = load_mnist(args.data_dir, "train", download=False)
         print(
             f"default run: {settings.arch} width {settings.width}, batch 50, {STEPS} steps, "
-            f"fast={args.fast}; {torch.get_num_threads()} thread(s)",
+            f"fast path {resolved_fast(settings)}; {torch.get_num_threads()} thread(s)",
             file=sys.stderr,
         )
         # The first run embeds the reference (filling the cache); the timed ones read it.
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
         events = periodic_costs(trainer, settings, args.events, work)
         print(f"\n## Watching cost of a default `ganlib train mnist` run ({_cpu_name()})\n")
+        print(f"{trainer.runtime.describe()}\n")
         print(
             f"Step time, median of {len(step_times['without'])} steps each, alternating: "
             f"without watchers {without * 1e3:.1f} ms, with all {with_all * 1e3:.1f} ms "

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-import ganlib.runs
+import ganlib.runs.build
 from ganlib import DCGAN, Trainer
 from ganlib.callbacks import (
     EMA,
@@ -600,7 +600,7 @@ def test_mnist_runs_evaluate_by_default_and_keep_the_best_fd(tmp_path, ganlib_re
             raise DataNotFoundError("no test split here")
         return load_run_data(data, split=split, **kwargs)
 
-    monkeypatch.setattr(ganlib.runs, "load_run_data", without_test)
+    monkeypatch.setattr(ganlib.runs.build, "load_run_data", without_test)
     (ev,) = [c for c in callbacks_for(mnist_settings(tmp_path)) if isinstance(c, Evaluation)]
     assert torch.equal(ev._reference, load_mnist(tmp_path, "train", download=False)[0])
     assert "no mnist test split" in ganlib_records.text

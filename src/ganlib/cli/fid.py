@@ -73,8 +73,11 @@ def _extractor(
 def _checkpoint_of(path: Path) -> Path | None:
     if path.suffix == ".ckpt" and path.is_file():
         return path
-    inside = path / "checkpoints" / "last.ckpt"
-    return inside if path.is_dir() and inside.is_file() else None
+    from ..runs.folder import RunFolder  # (ganlib.runs loads the Trainer: only when used)
+
+    if path.is_dir() and RunFolder(path).checkpoints.is_dir():
+        return RunFolder(path).checkpoint()
+    return None
 
 
 def load_side(

@@ -78,9 +78,10 @@ def requested_labels(
 
 def sample_command(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    run_checkpoint = args.checkpoint / "checkpoints" / "last.ckpt"
-    if args.checkpoint.is_dir() and run_checkpoint.is_file():  # a run folder
-        args.checkpoint = run_checkpoint
+    if args.checkpoint.is_dir():  # a run folder: its newest intact checkpoint
+        from ..runs.folder import RunFolder  # (ganlib.runs loads the Trainer: only for a folder)
+
+        args.checkpoint = RunFolder(args.checkpoint).checkpoint()
     gan = load_gan(args.checkpoint, ema=args.ema).to(device)
     generator = gan.generator
     labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)
