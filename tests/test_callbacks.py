@@ -6,6 +6,8 @@ import builtins
 import csv
 import io
 import json
+import math
+import re
 
 import pytest
 import torch
@@ -25,6 +27,7 @@ from ganlib.callbacks import (
     SampleGrid,
     TensorBoardLogger,
 )
+from ganlib.checkpoint import CHECKSUM_KEY, load_checkpoint, tensor_checksum
 from ganlib.losses import BCELoss
 
 
@@ -261,7 +264,13 @@ def test_progress_lines_in_the_recipe_format():
         data(), batch_size=8
     )
     everything = stream.getvalue().splitlines()
-    assert everything[0] == "starting at step 0 of 4, epoch 1"
+    assert re.fullmatch(
+        r"starting at step 0 of 4, epoch 1 \(launched \d+\.\d s ago\)", everything[0]
+    )
+    # How long the process took to its first step: the time to step 1 of `ganlib train`.
+    assert re.fullmatch(
+        r"step 1 done \d+\.\d s after launch \(\d+\.\d s after the start line\)", everything[1]
+    )
     assert everything[-1].startswith("finished: 4 steps, 0:00:")
     lines = [line for line in everything if line.startswith("epoch")]
     assert len(lines) == 2
@@ -360,9 +369,11 @@ def test_progress_line_keeps_the_latest_score_with_its_step():
 def test_loss_curve_and_report_plot_a_score_of_some_steps(tmp_path):
     curve, report = LossCurve(tmp_path / "curve.png"), RunReport(tmp_path, every_n_steps=100)
     scores_trainer([Sparse(), curve, report], max_steps=7).fit(data(24), batch_size=8)
-    lengths = {key: len(values) for key, values in curve.history.items()}
-    assert set(lengths.values()) == {7}  # one entry per step; NaN where not logged
-    assert [v for v in curve.history["score"] if v == v] == [3.0, 6.0]
+    steps, values = curve.history.series()
+    assert steps == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]  # one point per step in a short run
+    assert {len(column) for column in values.values()} == {7}  # NaN where not logged
+    assert curve.history.points("score") == ([3.0, 6.0], [3.0, 6.0])  # at its own steps
+    assert curve.history is not report.history and report.history.points("score")[0] == [3, 6]
     if curve.draw():  # (with matplotlib)
         assert (tmp_path / "curve.png").stat().st_size > 0
     html = (tmp_path / "report.html").read_text()
@@ -384,3 +395,112 @@ def test_tensorboard_writes_a_score_whenever_it_is_logged(tmp_path):
     events.Reload()
     assert [e.step for e in events.Scalars("loss_d")] == [4, 8]
     assert [e.step for e in events.Scalars("score")] == [3, 6]
+
+
+# ------------------------------------------------------------ the metrics model
+
+
+def test_metric_kinds_classify_step_metrics_extras_and_scores():
+    from ganlib.callbacks.history import MetricKinds
+
+    trainer = Trainer(DCGAN(12, 1, 8, 4), device="cpu", progress=False, callbacks=[Sparse()])
+    kinds = MetricKinds.of(trainer)
+    assert kinds.groups == {
+        "losses": ("loss_d", "loss_g"),
+        "D's mean score": ("d_real", "d_fake", "d_fake_after"),
+    }
+    assert kinds.scores == ("score",)
+    logged = ["loss_d", "loss_g", "d_real", "d_fake", "d_fake_after", "real_logit", "score"]
+    assert [kinds.kind(n) for n in ("loss_g", "real_logit", "score")] == ["step", "extra", "score"]
+    assert kinds.extras(logged) == ["real_logit"]
+    assert kinds.ordered(["score", "real_logit", "loss_g", "loss_d"]) == [
+        "loss_d",
+        "loss_g",
+        "real_logit",
+        "score",
+    ]
+    assert kinds.charts(logged) == [
+        ("losses", ("loss_d", "loss_g"), "step"),
+        ("D's mean score", ("d_real", "d_fake", "d_fake_after"), "step"),
+        ("real_logit", ("real_logit",), "extra"),
+        ("evaluation: score", ("score",), "score"),
+    ]
+    # A group none of whose metrics was logged gets no chart.
+    assert [c[0] for c in kinds.charts(["loss_d"])] == ["losses"]
+
+
+def test_any_tasks_metrics_get_charts_progress_lines_and_columns(tmp_path, recwarn):
+    """The CycleGAN-shaped task's loss_g, loss_d and cycle: charted by its own groups
+    (no empty chart, no matplotlib warning), shown on the progress line, logged."""
+    from cycle_task import TinyCycleTask, domain_pair
+
+    stream = io.StringIO()
+    curve, report = LossCurve(tmp_path / "curve.png"), RunReport(tmp_path, every_n_steps=100)
+    callbacks = [
+        ProgressBar(every_n_steps=2, use_tqdm=False, stream=stream),
+        curve,
+        report,
+        MetricsLogger(tmp_path / "m.csv"),
+    ]
+    trainer = Trainer(TinyCycleTask(), max_steps=4, seed=0, device="cpu", callbacks=callbacks)
+    trainer.fit(domain_pair(), batch_size=4)
+    assert [(title, names) for title, names, _ in curve.kinds.charts(curve.history.names())] == [
+        ("losses", ("loss_g", "loss_d")),
+        ("cycle", ("cycle",)),
+    ]
+    if curve.draw():  # (with matplotlib)
+        assert (tmp_path / "curve.png").stat().st_size > 0
+    assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
+    line = next(x for x in stream.getvalue().splitlines() if x.startswith("epoch"))
+    assert "step 2  loss_g " in line and "  loss_d " in line and "  cycle " in line
+    titles = re.findall(r'class="title">([^<]*)<', (tmp_path / "report.html").read_text())
+    assert titles == ["losses", "cycle"]
+    assert report.history.names() == curve.history.names() == ["loss_g", "loss_d", "cycle"]
+
+
+def test_the_loss_curve_keeps_a_bounded_history():
+    curve = LossCurve("unused.png", max_points=4)
+    for step in range(1, 101):
+        curve.history.add(step, {"loss_d": float(step)})
+    assert 4 <= len(curve.history) <= 8 and curve.history.stride == 16
+    # Each point is the exact mean of its steps.
+    steps, values = curve.history.series()
+    assert steps == values["loss_d"]
+    assert steps[0] == sum(range(1, 17)) / 16
+
+
+def test_a_loss_curve_resumes_from_an_earlier_releases_per_step_state(tmp_path):
+    """Checkpoints of earlier releases hold LossCurve's history as {name: float64 tensor},
+    one entry per step, NaN where a metric was not logged."""
+    nan = math.nan
+    old = {
+        "step": torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
+        "loss_d": torch.tensor([1.5, 1.25, 1.0], dtype=torch.float64),
+        "fd": torch.tensor([nan, 40.0, nan], dtype=torch.float64),
+    }
+    curve = LossCurve(tmp_path / "curve.png")
+    curve.load_state_dict(old)
+    steps, values = curve.history.series()
+    assert steps == [1.0, 2.0, 3.0] and values["loss_d"] == [1.5, 1.25, 1.0]
+    assert curve.history.points("fd") == ([2.0], [40.0])
+    # ... and through a checkpoint: the resumed run continues that history.
+    first = LossCurve(tmp_path / "curve.png")
+    saver = ModelCheckpoint(tmp_path / "ckpt", every_n_epochs=1)
+    tiny_trainer([first, saver], max_epochs=1).fit(data(), batch_size=8)
+    payload = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    key = next(k for k in payload["callbacks"] if k.startswith("LossCurve"))
+    steps_then = first.history.series()[0]
+    payload["callbacks"][key] = {  # as an earlier release wrote it
+        "step": torch.tensor(steps_then, dtype=torch.float64),
+        **{
+            name: torch.tensor(column, dtype=torch.float64)
+            for name, column in first.history.series()[1].items()
+        },
+    }
+    payload[CHECKSUM_KEY] = tensor_checksum(payload)
+    torch.save(payload, tmp_path / "ckpt" / "old.ckpt")
+    second = LossCurve(tmp_path / "curve.png")
+    resumed = tiny_trainer([second, ModelCheckpoint(tmp_path / "ckpt")], max_epochs=2)
+    resumed.fit(data(), ckpt_path=str(tmp_path / "ckpt" / "old.ckpt"), batch_size=8)
+    assert second.history.series()[0] == [1.0, 2.0, 3.0, 4.0]
+    assert second.history["loss_d"][:2] == first.history["loss_d"]

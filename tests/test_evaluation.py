@@ -17,6 +17,7 @@ from ganlib import DCGAN, Trainer
 from ganlib.callbacks import (
     EMA,
     Callback,
+    EarlyStopping,
     Evaluation,
     MetricsLogger,
     ModelCheckpoint,
@@ -186,23 +187,60 @@ def test_the_mnist_classifier_scores_a_digit_generator(tmp_path):
     assert 1 <= scores["classes_covered"] <= 10 and 0 <= scores["kl_to_uniform"] <= math.log(10)
 
 
+@pytest.mark.parametrize(
+    ("precision", "owned", "expected"),
+    [
+        ("32", True, ("32", True)),  # the shipped classifier: channels_last, exact to 1e-6
+        ("bf16", True, ("bf16", True)),  # a bf16 run: the classifier in bf16 too
+        ("bf16", False, ("32", False)),  # an extractor given: as it is
+    ],
+)
+def test_the_extractor_follows_the_runs_fast_settings_where_measured(precision, owned, expected):
+    gan = DCGAN(28, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
+    digits = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    if owned:
+        ev = Evaluation.mnist(digits, every_n_steps=2, num_samples=20, batch_size=20, cache=False)
+    else:
+        ev = Evaluation(lambda x: F.avg_pool2d(x, 7).flatten(1), digits, cache=False)
+    trainer = Trainer(gan, max_steps=1, seed=0, device="cpu", precision=precision, callbacks=[ev])
+    ev.on_fit_start(trainer)
+    assert ev._settings == expected
+    if owned:  # the same scores as in fp32, to well within 1%
+        fast = ev.evaluate(trainer)
+        exact = Evaluation.mnist(digits, num_samples=20, batch_size=20, precision="32", cache=False)
+        exact.on_fit_start(trainer)
+        slow = exact.evaluate(trainer)
+        assert exact._settings == ("32", False)
+        assert fast["fd"] == pytest.approx(slow["fd"], rel=0.01)
+        assert fast["classes_covered"] == slow["classes_covered"]
+
+
+def test_an_ema_copy_is_sampled_in_channels_last_and_left_as_it_was():
+    gan = DCGAN(12, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
+    ema, auto, exact = EMA(), evaluation(num_samples=16), evaluation(num_samples=16, precision="32")
+    trainer = Trainer(gan, max_steps=2, seed=0, device="cpu", progress=False, callbacks=[ema, auto])
+    trainer.fit(data(), batch_size=8)
+    exact.on_fit_start(trainer)
+    assert ema.module is not None
+    formats = []
+    conv = next(m for m in ema.module.modules() if isinstance(m, nn.ConvTranspose2d))
+    ema.module.register_forward_pre_hook(
+        lambda *_: formats.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+    )
+    fast, slow = auto.evaluate(trainer), exact.evaluate(trainer)
+    assert formats == [True, True, False, False]  # two batches each: auto, then "32"
+    assert fast["fd"] == pytest.approx(slow["fd"], rel=1e-4)
+    assert conv.weight.is_contiguous()  # as it was
+
+
 def test_a_conditional_generator_is_scored_on_every_class_equally_often():
     seen: list[Tensor] = []
-
-    class Recording(nn.Module):
-        def __init__(self, generator: nn.Module) -> None:
-            super().__init__()
-            self.generator = generator
-
-        def forward(self, z: Tensor, labels: Tensor) -> Tensor:
-            seen.append(labels.clone())
-            return self.generator(z, labels)
-
     gan = DCGAN(12, 1, 8, 4, num_classes=3, init_generator=torch.Generator().manual_seed(0))
     ev = evaluation(num_samples=12, batch_size=5, use_ema=False)
     trainer = Trainer(gan, max_steps=1, seed=0, device="cpu", progress=False, callbacks=[ev])
     ev.on_fit_start(trainer)
-    trainer.gan.generator = Recording(trainer.gan.generator)
+    # The labels of each generator call, as the evaluation passes them.
+    trainer.generator.register_forward_pre_hook(lambda _, args: seen.append(args[1].clone()))
     assert math.isfinite(ev.evaluate(trainer)["fd"])
     assert torch.cat(seen).tolist() == [0, 1, 2] * 4
 
@@ -323,18 +361,35 @@ def test_a_metric_of_every_step_is_compared_at_the_saves_only(tmp_path):
 
 def test_early_stopping_after_patience_evaluations_without_improvement(ganlib_records):
     fds = {2: 5.0, 4: 4.0, 6: 4.5, 8: 3.95, 10: 3.0, 12: 1.0}
-    ev = Scripted(fds, patience=2, min_delta=0.1)
-    trainer = trainer_with([ev], max_steps=12)
+    ev, stopper = Scripted(fds), EarlyStopping("fd", patience=2, min_delta=0.1)
+    trainer = trainer_with([stopper, ev], max_steps=12)  # (the Evaluation runs first)
     state = trainer.fit(data(), batch_size=8)
     # 6: worse; 8: better by less than min_delta: two without improvement, stop at 8.
     assert state.step == 8 and trainer.should_stop
-    assert (ev.best, ev.best_step, ev.bad_evaluations, ev.stopped_step) == (4.0, 4, 2, 8)
+    assert (stopper.best, stopper.best_step, stopper.wait, stopper.stopped_step) == (4.0, 4, 2, 8)
+    assert (ev.best, ev.best_step) == (3.95, 8)  # the Evaluation's own best: min_delta 0
     message = [r for r in ganlib_records.records if "stopping at step 8" in r.getMessage()]
-    assert len(message) == 1
-    assert (
-        "fd has not improved for 2 evaluations (patience 2, min_delta 0.1); best 4 at step 4"
-        in (message[0].getMessage())
-    )
+    assert [m.getMessage() for m in message] == [
+        "EarlyStopping: stopping at step 8: fd has not improved for 2 checks (patience 2, "
+        "min_delta 0.1); best 4 at step 4"
+    ]
+
+
+def test_evaluation_patience_is_deprecated_and_still_stops_through_early_stopping():
+    fds = {2: 5.0, 4: 4.0, 6: 4.5, 8: 3.95, 10: 3.0, 12: 1.0}
+    with pytest.warns(DeprecationWarning, match=r"add EarlyStopping\('fd', patience=2, min_delta"):
+        ev = Scripted(fds, patience=2, min_delta=0.1)
+    assert isinstance(ev.early_stopping, EarlyStopping) and ev.patience == 2
+    trainer = trainer_with([ev], max_steps=12)
+    assert trainer.fit(data(), batch_size=8).step == 8
+    assert (ev.best, ev.best_step, ev.bad_evaluations, ev.stopped_step) == (4.0, 4, 2, 8)
+    # A state of earlier releases (the wait kept as bad_evaluations) resumes the wait.
+    old = {k: v for k, v in ev.state_dict().items() if k != "early_stopping"}
+    with pytest.warns(DeprecationWarning):
+        again = Scripted(fds, patience=2, min_delta=0.1)
+    again.load_state_dict({**old, "bad_evaluations": 1, "stopped_step": None})
+    assert again.early_stopping is not None
+    assert (again.early_stopping.best, again.early_stopping.wait) == (4.0, 1)
 
 
 def test_mode_max_and_another_monitor():
@@ -342,9 +397,45 @@ def test_mode_max_and_another_monitor():
         def evaluate(self, trainer):
             return {"fd": 1.0, "diversity": self.fds[trainer.state.step]}
 
-    ev = Diversity({2: 0.5, 4: 0.9, 6: 0.8, 8: 0.7}, monitor="diversity", mode="max", patience=2)
-    assert trainer_with([ev], max_steps=10).fit(data(), batch_size=8).step == 8
-    assert (ev.best, ev.best_step) == (0.9, 4)
+    ev = Diversity({2: 0.5, 4: 0.9, 6: 0.8, 8: 0.7}, monitor="diversity", mode="max")
+    stopper = EarlyStopping("diversity", mode="max", patience=2)
+    assert trainer_with([ev, stopper], max_steps=10).fit(data(), batch_size=8).step == 8
+    assert (ev.best, ev.best_step) == (0.9, 4) == (stopper.best, stopper.best_step)
+
+
+def test_early_stopping_watches_a_step_metric_every_step():
+    class Rising(Callback):
+        def on_batch_end(self, trainer, metrics):
+            trainer.state.metrics["gap"] = float(trainer.state.step)
+
+    stopper = EarlyStopping("gap", patience=3)  # never better than step 1's
+    assert trainer_with([Rising(), stopper], max_steps=10).fit(data(), batch_size=8).step == 4
+    assert (stopper.best, stopper.best_step, stopper.stopped_step) == (1.0, 1, 4)
+
+
+def test_early_stopping_names_a_monitor_nothing_logs():
+    stopper = EarlyStopping("FD", patience=2)
+    with pytest.raises(
+        ValueError,
+        match=r"`monitor` must be a logged metric or score, got 'FD'; "
+        r"this run logs \['loss_d'.*'fd', 'diversity'\]",
+    ):
+        trainer_with([evaluation(), stopper], max_steps=2).fit(data(), batch_size=8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"patience": 0}, ValueError, r"`patience` must be >= 1, got 0"),
+        ({"patience": 1.5}, TypeError, r"`patience` must be an integer, got 1.5"),
+        ({"mode": "lower"}, ValueError, r"`mode` must be 'min' or 'max', got 'lower'"),
+        ({"min_delta": -1}, ValueError, r"`min_delta` must be finite and >= 0, got -1"),
+        ({"monitor": 3}, TypeError, r"`monitor` must be a metric name, got 3"),
+    ],
+)
+def test_early_stopping_bad_arguments_are_named(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        EarlyStopping(**kwargs)
 
 
 def test_a_coverage_drop_is_warned_about(ganlib_records):
@@ -373,14 +464,16 @@ def test_a_coverage_drop_is_warned_about(ganlib_records):
 
 
 def test_state_round_trips_through_a_checkpoint(tmp_path):
-    ev = evaluation(patience=5)
-    trainer = trainer_with([ev], max_steps=6)
+    ev, stopper = evaluation(), EarlyStopping("fd", patience=5)
+    trainer = trainer_with([ev, stopper], max_steps=6)
     trainer.fit(data(), batch_size=8)
     trainer.save_checkpoint(str(tmp_path / "a.ckpt"))
-    state = load_checkpoint(tmp_path / "a.ckpt")["callbacks"]["Evaluation"]
-    again = evaluation()
-    again.load_state_dict(state)
+    states = load_checkpoint(tmp_path / "a.ckpt")["callbacks"]
+    again, stopper_again = evaluation(), EarlyStopping("fd", patience=5)
+    again.load_state_dict(states["Evaluation"])
+    stopper_again.load_state_dict(states["EarlyStopping[fd]"])
     assert again.state_dict() == ev.state_dict()
+    assert stopper_again.state_dict() == stopper.state_dict()
     assert (again.steps, again.best_step) == ([2, 4, 6], ev.best_step)
 
 
@@ -394,25 +487,27 @@ def test_an_interrupted_run_resumes_to_the_same_scores_and_stop(tmp_path):
     def run(folder, extra=(), ckpt_path=None) -> tuple[Trainer, Evaluation]:
         # Every evaluation after the first is "no improvement": it stops at the third one
         # after the best, so the wait since the best must survive the resume.
-        ev = evaluation(patience=3, min_delta=1e9)
+        ev, stopper = evaluation(), EarlyStopping("fd", patience=3, min_delta=1e9)
         callbacks = [
             *extra,
             ev,
+            stopper,
             MetricsLogger(folder / "metrics.csv"),
             ModelCheckpoint(folder / "ckpt", every_n_steps=2, every_n_epochs=None),
         ]
         trainer = trainer_with(callbacks, max_steps=20)
         trainer.fit(data(), batch_size=8, ckpt_path=ckpt_path)
-        return trainer, ev
+        return trainer, ev, stopper
 
-    whole, whole_ev = run(tmp_path / "whole")
+    whole, whole_ev, whole_stopper = run(tmp_path / "whole")
     assert whole.state.step == 8 and whole_ev.steps == [2, 4, 6, 8]
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(tmp_path / "parts", extra=[Crash()])
     assert load_checkpoint(tmp_path / "parts" / "ckpt" / "last.ckpt")["state"]["step"] == 6
-    resumed, resumed_ev = run(tmp_path / "parts", ckpt_path="last")
-    assert resumed.state.step == 8
-    assert resumed_ev.state_dict() == whole_ev.state_dict()  # scores, best, wait, stop
+    resumed, resumed_ev, resumed_stopper = run(tmp_path / "parts", ckpt_path="last")
+    assert resumed.state.step == 8 and resumed_stopper.stopped_step == 8
+    assert resumed_ev.state_dict() == whole_ev.state_dict()  # scores, best
+    assert resumed_stopper.state_dict() == whole_stopper.state_dict()  # best, wait, stop
     assert (tmp_path / "parts" / "metrics.csv").read_text() == (
         tmp_path / "whole" / "metrics.csv"
     ).read_text()
@@ -430,6 +525,7 @@ def test_an_interrupted_run_resumes_to_the_same_scores_and_stop(tmp_path):
         ({"num_samples": 1}, ValueError, r"`num_samples` must be >= 2, got 1"),
         ({"patience": 0}, ValueError, r"`patience` must be >= 1, got 0"),
         ({"patience": 1.5}, TypeError, r"`patience` must be an integer, got 1.5"),
+        ({"precision": "16"}, ValueError, r"`precision` must be 'auto', '32' or 'bf16', got '16'"),
         ({"mode": "lower"}, ValueError, r"`mode` must be 'min' or 'max', got 'lower'"),
         ({"min_delta": -1}, ValueError, r"`min_delta` must be finite and >= 0, got -1"),
         ({"batch_size": 0}, ValueError, r"`batch_size` must be >= 1, got 0"),

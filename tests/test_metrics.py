@@ -22,7 +22,9 @@ from ganlib.metrics import (
     frechet_distance,
     kernel_distance,
     load_mnist_classifier,
+    run_quality_report,
     sample_images,
+    scoring_samples,
 )
 from ganlib.metrics.mnist_classifier import default_weights_path
 
@@ -248,6 +250,97 @@ def test_inception_features_from_supplied_weights(tmp_path):
         InceptionFeatures(tmp_path / "missing.pth")
     with pytest.raises(ValueError, match=r"images must be \(B, 1 or 3, H, W\)"):
         features(torch.rand(2, 2, 28, 28))
+
+
+# ------------------------------------------------------------- the final scoring
+
+
+@pytest.mark.parametrize(
+    ("images_seen", "samples"),
+    [
+        (0, 2_000),
+        (200 * 50, 2_000),
+        (3_000 * 50, 3_000),
+        (4_321 * 50, 4_000),
+        (12_000 * 50, 10_000),
+    ],
+)
+def test_the_final_scoring_scales_with_the_run(images_seen, samples):
+    assert scoring_samples(images_seen) == samples
+    with pytest.raises(ValueError, match=r"`images_seen` must be >= 0, got -1"):
+        scoring_samples(-1)
+
+
+class CountingGenerator(nn.Module):
+    """A tiny MNIST-shaped generator that counts the images it draws."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+        self.drawn = 0
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.drawn += len(z)
+        return self.net(z)
+
+
+def test_a_quick_look_scores_one_sampler_at_the_scaled_count(tmp_path, monkeypatch):
+    """200 steps of 50: the headline sampler (the EMA) at 2,000 samples, the floor at
+    2,000; the others are named as not scored and a lazy one is never built."""
+    monkeypatch.setenv("GANLIB_CACHE", str(tmp_path))
+    real = torch.rand(3000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    evaluator = MNISTEvaluator(real[:200], MNISTClassifier(), batch_size=500)
+    live, ema = CountingGenerator(), CountingGenerator()
+    built = []
+    samplers = {
+        "generator": (live, False),
+        "ema": (ema, False),
+        "ema_eval": lambda: built.append(1) or (ema, True),
+    }
+    report = run_quality_report(evaluator, real, samplers, 8, images_seen=200 * 50)
+    assert report["headline"] == "ema" and report["num_samples"] == 2000
+    assert set(report["samples"]) == {"ema"} and report["not_scored"] == ["generator", "ema_eval"]
+    assert (live.drawn, ema.drawn, built) == (0, 2000, [])
+    assert report["floor"]["num_samples"] == 2000
+    assert report["fd_over_floor"]["ema"] == report["samples"]["ema"]["fd"] / report["floor"]["fd"]
+    # The rest on request, at a count given.
+    everything = run_quality_report(
+        evaluator, real, samplers, 8, images_seen=0, also="all", num_samples=30
+    )
+    assert list(everything["samples"]) == ["ema", "generator", "ema_eval"] and built == [1]
+    assert everything["not_scored"] == [] and live.drawn == 30
+    picked = run_quality_report(
+        evaluator, real, samplers, 8, images_seen=0, headline="generator", num_samples=30
+    )
+    assert picked["headline"] == "generator" and set(picked["samples"]) == {"generator"}
+
+
+def test_the_final_scoring_names_bad_choices():
+    real = torch.rand(50, 1, 28, 28) * 2 - 1
+    evaluator = MNISTEvaluator(real, MNISTClassifier(), cache=False)
+    samplers = {"generator": (CountingGenerator(), False)}
+    with pytest.raises(ValueError, match=r"`headline` must be one of \['generator'\], got 'ema'"):
+        run_quality_report(evaluator, real, samplers, 8, images_seen=0, headline="ema")
+    with pytest.raises(ValueError, match=r"`also` must name samplers among \['generator'\]"):
+        run_quality_report(evaluator, real, samplers, 8, images_seen=0, also=["ema"])
+    with pytest.raises(ValueError, match=r"`samplers` must name at least one generator"):
+        run_quality_report(evaluator, real, {}, 8, images_seen=0)
+
+
+def test_the_evaluators_reference_and_floor_are_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANLIB_CACHE", str(tmp_path))
+    real = torch.rand(400, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    classifier = MNISTClassifier()
+    calls = []
+    classifier.features.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    evaluator = MNISTEvaluator(real[:100], classifier, batch_size=100)
+    floor = evaluator.floor(real, num_samples=200)
+    assert sum(calls) == 100 + 200
+    again = MNISTEvaluator(real[:100], classifier, batch_size=100)
+    assert again.floor(real, num_samples=200) == floor and sum(calls) == 300  # no embedding
+    assert torch.equal(again.reference.cov, evaluator.reference.cov)
+    uncached = MNISTEvaluator(real[:100], classifier, batch_size=100, cache=False)
+    assert uncached.floor(real, num_samples=200) == floor and sum(calls) == 600
 
 
 def test_the_evaluator_refuses_images_in_0_1_as_the_changelog_says():

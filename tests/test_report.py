@@ -251,7 +251,7 @@ def test_scores_other_metrics_and_a_losss_own_metric_are_shown(tmp_path):
     assert "kid0.125" in other and "real_logit" in other
     assert "loss_d" not in other, "a step metric is listed among the other metrics"
     titles = [t.text for t in tree.find("text", class_="title")]
-    assert titles == ["losses", "D's mean score", "reported by the loss"]
+    assert titles == ["losses", "D's mean score", "real_logit"]  # the task's groups, an extra
     assert [p.attrs["data-name"] for p in tree.find("path")][-1] == "real_logit"
     assert "taken at step 2" in report.path.read_text()
 
@@ -337,6 +337,46 @@ def test_the_history_stays_bounded_and_keeps_the_means():
     restored = MetricHistory(max_points=10)
     restored.load_state_dict(history.state_dict())
     assert restored.series() == (steps, values)
+
+
+def test_merged_points_are_exact_means_and_a_score_keeps_its_steps():
+    history = MetricHistory(max_points=4)
+    for step in range(1, 65):  # a score every 16 steps, the loss at every step
+        metrics = {"loss": float(step % 2)}
+        if step % 16 == 0:
+            metrics["fd"] = 100.0 / step
+        history.add(step, metrics)
+    assert history.stride == 16 and len(history) == 4
+    assert history["loss"] == [0.5] * 4  # each point: the exact mean of its 16 steps
+    assert history.points("fd") == (
+        [16.0, 32.0, 48.0, 64.0],
+        [100 / 16, 100 / 32, 100 / 48, 100 / 64],
+    )
+    restored = MetricHistory(max_points=4)
+    restored.load_state_dict(history.state_dict())
+    assert restored.series() == history.series() and restored.points("fd") == history.points("fd")
+
+
+def test_an_earlier_releases_report_history_loads():
+    """RunReport's history as earlier releases saved it: means per point, the open one's sums."""
+    nan = math.nan
+    old = {
+        "stride": 2,
+        "steps": torch.tensor([1.5, 3.5], dtype=torch.float64),
+        "values": {
+            "loss": torch.tensor([1.5, 3.5], dtype=torch.float64),
+            "fd": torch.tensor([nan, 3.0], dtype=torch.float64),
+        },
+        "open": {"count": 1, "step_sum": 5.0, "sums": {"loss": [5.0, 1.0]}},
+    }
+    history = MetricHistory()
+    history.load_state_dict(old)
+    assert history.series()[0] == [1.5, 3.5, 5.0] and history["loss"] == [1.5, 3.5, 5.0]
+    assert history.points("fd") == ([3.5], [3.0])
+    history.add(6, {"loss": 6.0})  # closes the open point as the old history would
+    assert history.series()[0] == [1.5, 3.5, 5.5] and history["loss"] == [1.5, 3.5, 5.5]
+    with pytest.raises(ValueError, match="a metric history must hold"):
+        MetricHistory().load_state_dict({"loss": torch.zeros(2)})
 
 
 def test_a_fresh_run_refuses_an_earlier_report(tmp_path):

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.utils import save_image
 
 from ._validation import check_int
 
@@ -96,6 +95,8 @@ def save_grid(images: Tensor, path: str | Path, nrow: int) -> None:
     """Save images in [-1, 1] as one grid PNG, ``nrow`` per row."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from torchvision.utils import save_image  # (torchvision loads its model zoo: only when used)
+
     save_image(images, path, nrow=nrow, normalize=True, value_range=(-1.0, 1.0), pad_value=1.0)
 
 

@@ -7,6 +7,7 @@ runs after all the others.
 
 from .base import Callback, CallbackList, Network
 from .checkpoint import ModelCheckpoint
+from .early_stopping import EarlyStopping
 from .ema import EMA
 from .evaluation import Evaluation
 from .guard import NaNGuard, NonFiniteLossError
@@ -20,6 +21,7 @@ __all__ = [
     "EMA",
     "Callback",
     "CallbackList",
+    "EarlyStopping",
     "Evaluation",
     "LossCurve",
     "MetricsLogger",

@@ -11,15 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from PIL import Image
-from torchvision.transforms.functional import pil_to_tensor
 from typing_extensions import override
 
 from .._logging import logger
 from .._validation import check_int
-from ..step import METRIC_NAMES
 from ._grids import check_after_sample_grid, grid_files, sample_grid
 from .base import Callback, FileWriter
+from .history import MetricKinds
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -34,9 +32,12 @@ class MetricsLogger(FileWriter):
     as written, so a crash loses nothing. On resume, rows past the resumed step
     (steps the crash undid) are dropped first; a fresh run starts a new file.
 
-    A metric logged at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s
-    scores) gets a CSV column when it first appears (the file is rewritten once with
-    the new header, earlier rows empty there); a row without it leaves its cell empty.
+    The CSV's columns: ``step``, ``epoch``, the first step's metrics, then the scores the
+    callbacks declare ([`MetricKinds`][ganlib.callbacks.history.MetricKinds]: an
+    [`Evaluation`][ganlib.callbacks.Evaluation]'s ``fd``), empty in the rows of steps
+    without them. A metric first logged later that nobody declared gets a column when it
+    first appears (the file is rewritten once with the new header, earlier rows empty
+    there).
 
     Args:
         path: The log file.
@@ -55,6 +56,7 @@ class MetricsLogger(FileWriter):
         self.format = fmt
         self._file: io.TextIOWrapper | None = None
         self._fields: list[str] | None = None
+        self.kinds = MetricKinds()  # (the trainer's, from on_fit_start)
 
     @property
     @override
@@ -73,6 +75,7 @@ class MetricsLogger(FileWriter):
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
+        self.kinds = MetricKinds.of(trainer)
         kept = self._kept_rows(trainer.state.step)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("w", newline="")
@@ -85,8 +88,8 @@ class MetricsLogger(FileWriter):
         if self.format == "jsonl":
             self._file.write(json.dumps(row) + "\n")
         else:
-            if self._fields is None:
-                self._fields = list(row)
+            if self._fields is None:  # (the declared scores too: no rewrite when they come)
+                self._fields = [*row, *(k for k in self.kinds.scores if k not in row)]
                 self._file.write(",".join(self._fields) + "\n")
             new = [k for k in row if k not in self._fields]
             if new:
@@ -158,7 +161,7 @@ class TensorBoardLogger(Callback):
         self.hparams = dict(hparams or {})
         self._writer: Any = None
         self._logged_grid: tuple[Path, int] | None = None  # (file, mtime) last logged
-        self._scores: list[str] = []
+        self.kinds = MetricKinds()  # (the trainer's, from on_fit_start)
 
     @override
     def output_folders(self) -> list[Path]:
@@ -175,7 +178,7 @@ class TensorBoardLogger(Callback):
             )
             return
         self._writer = SummaryWriter(str(self.log_dir), purge_step=trainer.state.step + 1)
-        self._scores = trainer.callbacks.score_names()
+        self.kinds = MetricKinds.of(trainer)
         check_after_sample_grid(self, trainer)
         if self.hparams:
             self._write_hparams(trainer.state.step)
@@ -190,7 +193,8 @@ class TensorBoardLogger(Callback):
         rows = "".join(f"| {k} | {v} |\n" for k, v in plain.items())
         self._writer.add_text("hparams", "| setting | value |\n|---|---|\n" + rows, step)
         # What add_hparams writes, but into this run (add_hparams opens a sub-run).
-        for summary in hparams(plain, dict.fromkeys([*METRIC_NAMES, *self._scores], 0.0)):
+        shown = [*self.kinds.step_names, *self.kinds.scores]
+        for summary in hparams(plain, dict.fromkeys(shown, 0.0)):
             self._writer.file_writer.add_summary(summary, step)
 
     @override
@@ -199,7 +203,7 @@ class TensorBoardLogger(Callback):
             return
         due = trainer.state.step % self.every_n_steps == 0
         for key, value in metrics.items():
-            if due or key in self._scores:  # (scores logged at some steps: whenever they are)
+            if due or key in self.kinds.scores:  # (scores logged at some steps: whenever they are)
                 self._writer.add_scalar(key, value, trainer.state.step)
 
     def _write_newest_grid(self, trainer: Trainer) -> None:
@@ -213,11 +217,14 @@ class TensorBoardLogger(Callback):
             newest = (files[-1], files[-1].stat().st_mtime_ns)
             if newest == self._logged_grid:
                 return
+            import numpy as np
+            from PIL import Image
+
             with Image.open(files[-1]) as image:
-                pixels = pil_to_tensor(image.convert("RGB"))  # (3, H, W) uint8
+                pixels = np.asarray(image.convert("RGB"))  # (H, W, 3) uint8
         except OSError:  # removed or half-written meanwhile: the next one will do
             return
-        self._writer.add_image("samples", pixels, trainer.state.step, dataformats="CHW")
+        self._writer.add_image("samples", pixels, trainer.state.step, dataformats="HWC")
         self._writer.flush()
         self._logged_grid = newest
 

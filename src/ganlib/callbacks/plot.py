@@ -2,38 +2,37 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from typing_extensions import override
 
 from .._logging import logger
-from ..step import METRIC_NAMES
 from .base import FileWriter
+from .history import MetricHistory, MetricKinds
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
 
 __all__ = ["LossCurve"]
 
-_PANELS = (("loss_d", "loss_g"), ("d_real", "d_fake", "d_fake_after"))
-_TITLES = ("losses", "D's mean score: real, fake before >> after D's step", "reported by the loss")
-
-
-def _logged(steps: list[float], values: list[float]) -> tuple[list[float], list[float]]:
-    """The (step, value) pairs where ``values`` was logged (finite)."""
-    pairs = [(s, v) for s, v in zip(steps, values, strict=True) if math.isfinite(v)]
-    return [s for s, _ in pairs], [v for _, v in pairs]
+_COLUMNS = 3  # charts per row
 
 
 class LossCurve(FileWriter):
-    """Plots losses and D's scores against steps into a PNG after every epoch and at the end;
-    scores logged at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s
-    ``fd``) get a second row, one panel each, a point per evaluation.
+    """Plots the step's metrics against steps into a PNG after every epoch and at the end:
+    a chart per group of the task's own metrics (``Task.metric_groups()``: the adversarial
+    task's losses and D's mean scores), one per other metric (what a loss reports), and,
+    on a row of their own, one per score logged at some steps only (an
+    [`Evaluation`][ganlib.callbacks.Evaluation]'s ``fd``), a point per evaluation
+    ([`MetricKinds`][ganlib.callbacks.history.MetricKinds] says which is which).
+
+    Its history is bounded ([`MetricHistory`][ganlib.callbacks.history.MetricHistory],
+    the report's): each point is the mean of equally many steps, so a run of any length
+    keeps between ``max_points`` and twice as many; it is kept in checkpoints (an earlier
+    release's per-step history loads too).
 
     Needs matplotlib (``pip install ganlib[plots]``); without it, prints one
     notice and keeps collecting, so nothing is lost if it is installed later. It draws
@@ -42,15 +41,16 @@ class LossCurve(FileWriter):
 
     Args:
         path: The image file.
+        max_points: Curves keep between this many and twice this many points.
     """
 
     main_process_only = True  # writes files or prints
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], max_points: int = 500) -> None:
         self.path = Path(path)
-        self.history: dict[str, list[float]] = {}  # each as long as "step" (NaN: not logged)
+        self.history = MetricHistory(max_points)
+        self.kinds = MetricKinds()  # (the trainer's, from on_fit_start)
         self._warned = False
-        self._scores: list[str] = []
 
     @property
     @override
@@ -59,17 +59,11 @@ class LossCurve(FileWriter):
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
-        self._scores = trainer.callbacks.score_names()
+        self.kinds = MetricKinds.of(trainer)
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
-        steps = self.history.setdefault("step", [])
-        for key, value in metrics.items():  # (a metric first logged now: NaN before)
-            self.history.setdefault(key, [math.nan] * len(steps)).append(value)
-        steps.append(float(trainer.state.step))
-        for column in self.history.values():  # (a metric not logged at this step)
-            if len(column) < len(steps):
-                column.append(math.nan)
+        self.history.add(trainer.state.step, metrics)
 
     def draw(self) -> bool:
         """Write the image; False (with a notice) when matplotlib is missing."""
@@ -85,28 +79,28 @@ class LossCurve(FileWriter):
                 )
                 self._warned = True
             return False
-        steps = self.history.get("step", [])
-        scores = [k for k in self._scores if k in self.history]
-        # Metrics a loss reports (a penalty's size, say) get a third panel.
-        extra = tuple(
-            k for k in self.history if k != "step" and k not in METRIC_NAMES and k not in scores
-        )
-        panels = [*zip((*_PANELS, extra) if extra else _PANELS, _TITLES, strict=False)]
-        rows = [panels] + ([[((k,), f"evaluation: {k}") for k in scores]] if scores else [])
-        columns = max(len(row) for row in rows)
+        charts = self.kinds.charts(self.history.names())
+        steps, values = self.history.series()
+        # The step's charts fill rows of _COLUMNS; the scores start a row of their own.
+        dense = [c for c in charts if c[2] != "score"]
+        sparse = [c for c in charts if c[2] == "score"]
+        rows = [dense[i : i + _COLUMNS] for i in range(0, len(dense), _COLUMNS)]
+        rows += [sparse[i : i + _COLUMNS] for i in range(0, len(sparse), _COLUMNS)]
+        rows = rows or [[]]
+        columns = max(1, *(len(row) for row in rows))
         fig = Figure(figsize=(5.5 * columns, 3.8 * len(rows)))
         FigureCanvasAgg(fig)
         axes = fig.subplots(len(rows), columns, squeeze=False)
-        for row, (axes_row, row_panels) in enumerate(zip(axes, rows, strict=False)):
-            for axis in axes_row[len(row_panels) :]:
+        for axes_row, row_charts in zip(axes, rows, strict=True):
+            for axis in axes_row[len(row_charts) :]:
                 axis.set_visible(False)
-            for axis, (keys, title) in zip(axes_row, row_panels, strict=False):
-                for key in (k for k in keys if k in self.history):
-                    if row:  # a score: a point per evaluation, joined
-                        xs, ys = _logged(steps, self.history[key])
-                        axis.plot(xs, ys, "o-", label=key, linewidth=0.8, markersize=3)
-                    else:
-                        axis.plot(steps, self.history[key], label=key, linewidth=0.8)
+            for axis, (title, names, kind) in zip(axes_row, row_charts, strict=False):
+                for name in names:
+                    if kind == "score":  # a point per evaluation, joined
+                        xs, ys = self.history.points(name)
+                        axis.plot(xs, ys, "o-", label=name, linewidth=0.8, markersize=3)
+                    else:  # (NaN: a gap)
+                        axis.plot(steps, values[name], label=name, linewidth=0.8)
                 axis.set_xlabel("step")
                 axis.set_title(title)
                 axis.legend()
@@ -126,10 +120,10 @@ class LossCurve(FileWriter):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {
-            key: torch.tensor(values, dtype=torch.float64) for key, values in self.history.items()
-        }
+        return {"history": self.history.state_dict()}
 
     @override
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        self.history = {key: values.tolist() for key, values in state_dict.items()}
+        """Restore the history; an earlier release's ``{name: float64 tensor}`` of every
+        step loads too."""
+        self.history.load_state_dict(state_dict.get("history", state_dict))

@@ -15,11 +15,10 @@ from typing_extensions import override
 from .._logging import logger
 from .._validation import check_int
 from ..runfolder import describe_os_error
-from ..step import METRIC_NAMES
 from ._grids import check_after_sample_grid, evenly_spaced, grid_files, grid_label, sample_grid
 from ._report_page import Frame, Page, Panel, render
 from .base import FileWriter
-from .history import MetricHistory
+from .history import MetricHistory, MetricKinds
 
 if TYPE_CHECKING:
     from ..trainer import Trainer
@@ -50,9 +49,13 @@ class RunReport(FileWriter):
     ``generated_*.png`` files; list RunReport after it), or from ``out_dir`` without
     one: at most ``max_frames``, evenly spaced over the run, the newest included.
 
-    Scores logged at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s
-    ``fd``, ``diversity``, ...) get a curve each, a point per evaluation, and a table of
-    the latest evaluation's scores with the step it was taken at.
+    Curves: a chart per group of the task's own metrics (``Task.metric_groups()``), one
+    per other metric (what a loss reports), and one per score logged at some steps only
+    (an [`Evaluation`][ganlib.callbacks.Evaluation]'s ``fd``, ``diversity``, ...), a
+    point per evaluation, with a table of the latest evaluation's scores and the step it
+    was taken at ([`MetricKinds`][ganlib.callbacks.history.MetricKinds] says which is
+    which; the loss curve draws the same charts from the same
+    [`MetricHistory`][ganlib.callbacks.history.MetricHistory]).
 
     Args:
         out_dir: The run folder; the report is ``out_dir / "report.html"``.
@@ -102,7 +105,7 @@ class RunReport(FileWriter):
         self.scores_step: int | None = None
         self.evaluation: dict[str, float] = {}  # the latest evaluation's scores
         self.evaluation_step: int | None = None
-        self._score_names: list[str] = []
+        self.kinds = MetricKinds()  # (the trainer's, from on_fit_start)
         self.started: str | None = None  # when the run (not this process) started
         self._elapsed_before = 0.0  # training time of earlier fits (resumes)
         self._fit_clock: float | None = None
@@ -123,7 +126,7 @@ class RunReport(FileWriter):
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         self._fit_clock = time.monotonic()
-        self._score_names = trainer.callbacks.score_names()
+        self.kinds = MetricKinds.of(trainer)
         self.started = self.started or datetime.now().isoformat(sep=" ", timespec="seconds")
         check_after_sample_grid(self, trainer)
         self.write(trainer, "running")
@@ -131,7 +134,7 @@ class RunReport(FileWriter):
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         self.history.add(trainer.state.step, metrics)
-        taken = {k: float(metrics[k]) for k in self._score_names if k in metrics}
+        taken = {k: float(metrics[k]) for k in self.kinds.scores if k in metrics}
         if taken:
             self.evaluation, self.evaluation_step = taken, trainer.state.step
         if trainer.state.step % self.every_n_steps == 0:
@@ -186,20 +189,12 @@ class RunReport(FileWriter):
     def page(self, trainer: Trainer, status: str, exception: BaseException | None = None) -> Page:
         """What the report shows now."""
         steps, values = self.history.series()
-        scores = [k for k in self._score_names if k in values]
-        extra = [k for k in values if k not in METRIC_NAMES and k not in scores]
-        groups = [("losses", ("loss_d", "loss_g")), ("D's mean score", METRIC_NAMES[2:])]
-        if extra:
-            groups.append(("reported by the loss", tuple(extra)))
-        panels = [
-            Panel(title, {k: (steps, values[k]) for k in keys if k in values})
-            for title, keys in groups
-        ]
-        for key in scores:  # a point per evaluation, joined (not a gap between them)
-            kept = [(x, y) for x, y in zip(steps, values[key], strict=True) if y == y]
-            panels.append(
-                Panel(f"evaluation: {key}", {key: ([x for x, _ in kept], [y for _, y in kept])})
-            )
+        panels = []
+        for title, names, kind in self.kinds.charts(self.history.names()):
+            if kind == "score":  # a point per evaluation, joined (not a gap between them)
+                panels.append(Panel(title, {name: self.history.points(name) for name in names}))
+            else:
+                panels.append(Panel(title, {name: (steps, values[name]) for name in names}))
         metrics = trainer.state.metrics
         return Page(
             title=self.title,
@@ -212,10 +207,8 @@ class RunReport(FileWriter):
                 "each point: the mean of "
                 + (f"{self.history.stride} steps" if self.history.stride > 1 else "1 step")
             ),
-            latest=[(k, metrics[k]) for k in METRIC_NAMES if k in metrics],
-            other_metrics=[
-                (k, v) for k, v in metrics.items() if k not in METRIC_NAMES and k not in scores
-            ],
+            latest=[(k, metrics[k]) for k in self.kinds.step_names if k in metrics],
+            other_metrics=[(k, metrics[k]) for k in self.kinds.extras(metrics)],
             evaluation=list(self.evaluation.items()),
             evaluation_note=f"taken at step {self.evaluation_step}",
             scores=list(self.latest_scores.items()),

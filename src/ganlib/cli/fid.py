@@ -18,11 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import CheckpointError, load_gan
-from ..data import load_image_folder
 from ..device import resolve_device
 from ..metrics import FeatureStats, InceptionFeatures, embed, frechet_distance, kernel_distance
 from ..metrics.mnist_classifier import load_mnist_classifier
-from ..runs.folder import RunFolder
 from ..sampling import sample_images
 from .args import int_at_least
 
@@ -93,6 +91,8 @@ def _extractor(
 def _checkpoint_of(path: Path) -> Path | None:
     if path.suffix == ".ckpt" and path.is_file():
         return path
+    from ..runs.folder import RunFolder  # (ganlib.runs loads the Trainer: only when used)
+
     if path.is_dir() and RunFolder(path).checkpoints.is_dir():
         return RunFolder(path).checkpoint()
     return None
@@ -128,9 +128,9 @@ def load_side(
         batches = sample_images(gan.generator, args.num, gan, batch_size=500, seed=args.seed)
         return embed(extract, (_fit(b, features) for b in batches), device=device)
     if path.is_dir():
-        if features == "mnist":  # what the folder holds, before it is made 1x28x28
-            from ..data import ImageFolder
+        from ..data import ImageFolder, load_image_folder  # (torchvision: only when used)
 
+        if features == "mnist":  # what the folder holds, before it is made 1x28x28
             listing = ImageFolder(path, None, None)
             shown = (listing.channels, listing.median_size, listing.median_size)
             _notice_shape(name, shown, features)

@@ -14,7 +14,6 @@ from ..callbacks.samples import MAX_GRID_PIXELS
 from ..checkpoint import CheckpointError, load_gan
 from ..device import resolve_device
 from ..gan import GAN
-from ..runs.folder import RunFolder
 from ..sampling import recompute_batchnorm, sample_images, save_grid
 from ..seeding import batchnorm_seed
 from .args import (
@@ -175,6 +174,8 @@ def sample_command(args: argparse.Namespace) -> int:
     out = _output(args)
     device = resolve_device(args.device)
     if args.checkpoint.is_dir():  # a run folder: its newest intact checkpoint
+        from ..runs.folder import RunFolder  # (ganlib.runs loads the Trainer: only for a folder)
+
         args.checkpoint = RunFolder(args.checkpoint).checkpoint()
     gan, which = load_generator(args.checkpoint, args.ema)
     if args.format == "grid":

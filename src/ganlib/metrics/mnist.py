@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .._validation import check_batch_shape, check_int
 from ..sampling import sample_images
+from .cache import cached, cached_feature_stats
 from .distances import FeatureStats, frechet_distance
 from .features import embed
 from .mnist_classifier import MNISTClassifier, load_mnist_classifier
@@ -19,6 +20,8 @@ from .mnist_classifier import MNISTClassifier, load_mnist_classifier
 __all__ = ["MNISTEvaluator", "MNISTScores", "class_scores"]
 
 NUM_CLASSES = 10
+# How MNISTEvaluator runs its classifier (part of the cache keys).
+_SETTINGS = "precision 32, channels_last False"
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,16 @@ class MNISTEvaluator:
         evaluator = MNISTEvaluator(test_images)
         scores = evaluator.score_generator(gan.generator, 10_000, gan.latent_dim)
 
+    The reference's statistics and the floor's scores are cached on disk
+    ([`ganlib.metrics.cache`][ganlib.metrics.cache]), keyed by the images and the
+    classifier's weights: computed once per machine, not once per run.
+
     Args:
         reference: (N, 1, 28, 28) real images in [-1, 1].
         classifier: The feature extractor and classifier; the shipped one when ``None``.
         device: Where the classifier runs.
         batch_size: Images per classifier call.
+        cache: Use the on-disk cache (``GANLIB_NO_CACHE=1`` turns it off everywhere).
     """
 
     def __init__(
@@ -134,12 +142,28 @@ class MNISTEvaluator:
         *,
         device: torch.device | str = "cpu",
         batch_size: int = 500,
+        cache: bool = True,
     ) -> None:
         self.classifier = classifier if classifier is not None else load_mnist_classifier()
         self.classifier = self.classifier.eval().requires_grad_(False).to(device)
         self.device = torch.device(device)
         self.batch_size = check_int("batch_size", batch_size, 1)
-        self.reference = FeatureStats.of(self._features(reference, real=True))
+        self.cache = bool(cache)
+
+        def compute() -> FeatureStats:
+            return FeatureStats.of(self._features(reference, real=True))
+
+        self.reference = (
+            cached_feature_stats(
+                self.classifier.embed,
+                reference,
+                compute,
+                settings=_SETTINGS,
+                what=f"MNISTEvaluator reference, {len(reference)} images",
+            )
+            if self.cache and isinstance(reference, Tensor)
+            else compute()
+        )
 
     def _features(self, images: Tensor | Iterable[Tensor], real: bool = False) -> Tensor:
         batches = images.split(self.batch_size) if isinstance(images, Tensor) else images
@@ -164,8 +188,15 @@ class MNISTEvaluator:
                 wrong shape.
         """
         features = self._features(images)
+        return self._scores(FeatureStats.of(features), self._logits(features), requested)
+
+    def _logits(self, features: Tensor) -> Tensor:
         head = self.classifier.head
-        logits = head(features.to(device=self.device, dtype=head.weight.dtype)).cpu()
+        return head(features.to(device=self.device, dtype=head.weight.dtype)).cpu()
+
+    def _scores(
+        self, stats: FeatureStats, logits: Tensor, requested: Tensor | None = None
+    ) -> MNISTScores:
         accuracy = None
         if requested is not None:
             if tuple(requested.shape) != (len(logits),):
@@ -175,8 +206,8 @@ class MNISTEvaluator:
                 )
             accuracy = float((logits.argmax(1) == requested.cpu()).double().mean())
         return MNISTScores(
-            fd=frechet_distance(features, self.reference),
-            num_samples=len(features),
+            fd=frechet_distance(stats, self.reference),
+            num_samples=len(logits),
             conditional_accuracy=accuracy,
             **class_scores(logits),  # type: ignore[arg-type]
         )
@@ -212,10 +243,32 @@ class MNISTEvaluator:
         )
         return self.score(batches, requested)
 
+    @torch.no_grad()
     def floor(self, real: Tensor, num_samples: int = 10_000, seed: int = 0) -> MNISTScores:
         """Scores of ``num_samples`` real images (a random subset of ``real``, normally
-        the train split): the best a generator can hope for, to read other FDs against."""
+        the train split): the best a generator can hope for, to read other FDs against.
+        Their features' statistics and class logits are cached on disk."""
         check_int("num_samples", num_samples, 2)
         rng = torch.Generator().manual_seed(seed)
-        subset = torch.randperm(len(real), generator=rng)[:num_samples]
-        return self.score(real[subset])
+        subset = real[torch.randperm(len(real), generator=rng)[:num_samples]]
+
+        def compute() -> dict[str, Any]:
+            features = self._features(subset)
+            stats = FeatureStats.of(features)
+            return {"mean": stats.mean, "cov": stats.cov, "logits": self._logits(features)}
+
+        if self.cache:
+            found = cached(
+                self.classifier.embed,
+                subset,
+                compute,
+                settings=_SETTINGS + ", floor",
+                what=f"MNISTEvaluator floor, {len(subset)} images",
+                valid=lambda p: all(
+                    isinstance(p.get(k), Tensor) for k in ("mean", "cov", "logits")
+                ),
+            )
+        else:
+            found = compute()
+        stats = FeatureStats(found["mean"], found["cov"], len(found["logits"]))
+        return self._scores(stats, found["logits"])
