@@ -23,7 +23,9 @@ __all__ = [
     "BATCHNORM_BATCHES",
     "BATCHNORM_BATCH_SIZE",
     "GENERATE_BATCH_SIZE",
+    "MAX_GRID_PIXELS",
     "NoiseFn",
+    "check_grid_pixels",
     "generate",
     "preserved_state",
     "recompute_batchnorm",
@@ -39,6 +41,10 @@ BATCHNORM_BATCHES = 10
 BATCHNORM_BATCH_SIZE = 500
 # Latents per generator call in `generate` (grids): large enough for train-mode BatchNorm.
 GENERATE_BATCH_SIZE = 1000
+# Most pixels of the images in one grid (and in the overview of grids): 64 images of
+# 1024x1024, below PIL's decompression-bomb bound (Image.MAX_IMAGE_PIXELS), which the
+# overview and the run report read the grids back through.
+MAX_GRID_PIXELS = 64 * 1024 * 1024
 
 
 @contextlib.contextmanager
@@ -89,6 +95,28 @@ def generate(
             extra = () if labels is None else (labels[chunk],)
             images.append(generator(latents[chunk], *extra).float())
         return images[0] if len(images) == 1 else torch.cat(images)
+
+
+def check_grid_pixels(count: int, height: int, width: int, given: str, remedy: str) -> None:
+    """Refuse a grid of ``count`` images of ``height`` x ``width`` over `MAX_GRID_PIXELS`,
+    before anything is drawn.
+
+    Args:
+        count: The grid's images.
+        height: One image's height in pixels.
+        width: One image's width in pixels.
+        given: What set ``count``, for the message (``"--num"``).
+        remedy: What to change, for the message (``"lower --num"``).
+
+    Raises:
+        ValueError: Naming ``given``, the sizes, the pixels, the bound and ``remedy``.
+    """
+    pixels = count * height * width
+    if pixels > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"{given} {count:,} images of {height}x{width} make a grid of {pixels:,} pixels, "
+            f"over the bound of {MAX_GRID_PIXELS:,} (ganlib.sampling.MAX_GRID_PIXELS): {remedy}"
+        )
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int) -> None:

@@ -212,8 +212,8 @@ class MetricHistory:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what [`state_dict`][ganlib.callbacks.history.MetricHistory.state_dict]
-        wrote, or the history of an earlier release: RunReport's means per point
+        """Restore what ``state_dict`` wrote, or the history of an earlier release:
+        RunReport's means per point
         (``stride``, ``steps``, ``values``, ``open``) or LossCurve's every step
         (``{name: float64 tensor}``, ``step`` among them)."""
         if state.get("version") == 2:

@@ -19,7 +19,7 @@ from torchvision.utils import make_grid, save_image
 from typing_extensions import override
 
 from .._validation import check_int
-from ..sampling import save_grid
+from ..sampling import MAX_GRID_PIXELS, check_grid_pixels, save_grid
 from ..seeding import grid_seed
 from .base import Callback
 from .ema import EMA
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_GRID_PIXELS", "MAX_OVERVIEW_FRAMES", "SampleGrid"]
 
 MAX_OVERVIEW_FRAMES = 12
-# Most pixels of the images in one grid (and in the overview of grids): 64 images of
-# 1024x1024, below PIL's decompression-bomb bound (Image.MAX_IMAGE_PIXELS), which the
-# overview and the run report read the grids back through.
-MAX_GRID_PIXELS = 64 * 1024 * 1024
 # SampleGrid's checkpoint entries that are not grid inputs.
 _STATE_ONLY = ("real_saved", "images_per_row")
 
@@ -172,14 +168,9 @@ class SampleGrid(Callback):
         shape = getattr(getattr(trainer.task, "gan", None), "image_shape", None)
         if self.noise is None or not shape:
             return
-        height, width = shape[-2:]
-        pixels = len(self.noise) * height * width
-        if pixels > MAX_GRID_PIXELS:
-            raise ValueError(
-                f"SampleGrid: {len(self.noise):,} images of {height}x{width} (`num_samples`) "
-                f"make a grid of {pixels:,} pixels, over the bound of {MAX_GRID_PIXELS:,} "
-                "(ganlib.callbacks.samples.MAX_GRID_PIXELS): lower `num_samples`"
-            )
+        check_grid_pixels(
+            len(self.noise), *shape[-2:], "SampleGrid: `num_samples`", "lower `num_samples`"
+        )
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:

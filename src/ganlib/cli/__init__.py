@@ -29,7 +29,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "non_negative_int", "positive_int
 # module's own ``help=``).
 COMMANDS = {
     "train": "train a GAN on a folder of images, mnist, fashion-mnist or stacked-mnist",
-    "sample": "save a grid of images from a trained checkpoint",
+    "sample": "save a grid (or files) of images from a trained checkpoint",
     "fid": "Fréchet distance (and KID) between two image sets",
 }
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import torch
 
-from ..callbacks.samples import MAX_GRID_PIXELS
 from ..checkpoint import CheckpointError, load_gan
 from ..device import resolve_device
 from ..gan import GAN
-from ..sampling import recompute_batchnorm, sample_images, save_grid
+from ..sampling import check_grid_pixels, recompute_batchnorm, sample_images, save_grid
 from ..seeding import batchnorm_seed
 from .args import (
     MAX_GRID_IMAGES,
@@ -143,22 +142,6 @@ def _output(args: argparse.Namespace) -> Path:
     return out
 
 
-def _check_grid_size(gan: GAN, num: int) -> None:
-    """Refuse a grid over `MAX_GRID_PIXELS` before drawing it.
-
-    Raises:
-        ValueError: Naming --num, the image size, the pixels and the bound.
-    """
-    height, width = gan.image_shape[-2:]
-    pixels = num * height * width
-    if pixels > MAX_GRID_PIXELS:
-        raise ValueError(
-            f"--num {num:,} images of {height}x{width} make a grid of {pixels:,} pixels, over "
-            f"the bound of {MAX_GRID_PIXELS:,} (ganlib.callbacks.samples.MAX_GRID_PIXELS): "
-            "lower --num, or use --format files"
-        )
-
-
 def _save_files(batches: Iterator[torch.Tensor], out: Path, labels: torch.Tensor | None) -> None:
     """One PNG per image, numbered in drawing order (the class in the name, if any)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +162,9 @@ def sample_command(args: argparse.Namespace) -> int:
         args.checkpoint = RunFolder(args.checkpoint).checkpoint()
     gan, which = load_generator(args.checkpoint, args.ema)
     if args.format == "grid":
-        _check_grid_size(gan, args.num)
+        check_grid_pixels(
+            args.num, *gan.image_shape[-2:], "--num", "lower --num, or use --format files"
+        )
     gan = gan.to(device)
     generator = gan.generator
     labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)

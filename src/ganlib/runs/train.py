@@ -28,12 +28,12 @@ from typing_extensions import override
 from .._logging import logger
 from ..callbacks import Callback, Evaluation
 from ..callbacks.base import FileWriter
-from ..callbacks.samples import MAX_GRID_PIXELS
 from ..data.folder import IMAGE_EXTENSIONS
 from ..data.sources import NAMED_DATA, RunData, load_run_data
 from ..device import resolve_device
 from ..distributed import is_elastic_restart
 from ..runfolder import hold_locks, output_folders, refuse_clobbering
+from ..sampling import check_grid_pixels
 from ..trainer import Trainer, TrainerState
 from .build import build_trainer, resolved_fast
 from .config import read_config, save_json, write_config
@@ -145,8 +145,8 @@ def _amount(nbytes: float) -> str:
 
 
 def _check_grid(settings: RunSettings, num_classes: int | None) -> None:
-    """Refuse a sample grid over `MAX_GRID_PIXELS` (a conditional run's grid has a row of
-    ``grid_nrow`` per class).
+    """Refuse a sample grid over `ganlib.sampling.MAX_GRID_PIXELS` (a conditional run's
+    grid has a row of ``grid_nrow`` per class).
 
     Raises:
         ValueError: Naming the settings, the pixels and the bound.
@@ -158,20 +158,16 @@ def _check_grid(settings: RunSettings, num_classes: int | None) -> None:
         count, given = num_classes * settings.grid_nrow, f"{num_classes} classes x --grid-nrow"
     else:
         count, given = settings.grid_samples, "--grid-samples"
-    pixels = count * size * size
-    if pixels > MAX_GRID_PIXELS:
-        raise ValueError(
-            f"{given} {count:,} images of {size}x{size} make a grid of {pixels:,} pixels, "
-            f"over the bound of {MAX_GRID_PIXELS:,} (ganlib.callbacks.samples."
-            "MAX_GRID_PIXELS): lower --grid-samples or --grid-nrow, or --image-size"
-        )
+    check_grid_pixels(
+        count, size, size, given, "lower --grid-samples or --grid-nrow, or --image-size"
+    )
 
 
 def check_sizes(settings: RunSettings) -> None:
     """Refuse sizes that cannot fit, before the data is read: a folder's images at
     ``image_size`` over `MAX_DATA_MEMORY_FRACTION` of this machine's memory (counting
     its image files, up to ``channels`` or 3 channels of float32), and a sample grid over
-    `MAX_GRID_PIXELS`. (The networks' sizes are bounded where they are built.)
+    `ganlib.sampling.MAX_GRID_PIXELS`. (The networks' sizes are bounded where they are built.)
 
     Raises:
         ValueError: Naming the setting, the sizes and the bound.
