@@ -135,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                 target.copy_(mean / debias)
         return live, test_errors(averaged, test_x, test_y)
 
+    def percent(wrong: int) -> float:
+        return 100.0 * wrong / len(test_x)
+
     live, avg = evaluate(0)
-    print(f"epoch 0 (after init): err_live {live / 100:.2f}% err_avg {avg / 100:.2f}%")
+    print(f"epoch 0 (after init): err_live {percent(live):.2f}% err_avg {percent(avg):.2f}%")
     print(
         "epoch  wall_s  cpu_s  eval_s  loss_lab  loss_unl  loss_gen  train_err  "
         "err_live  err_avg  elapsed_min",
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = (time.perf_counter() - start) / 60
         print(
             f"{epoch:5d} {wall:7.1f} {cpu:6.1f} {eval_s:7.2f} {means[0]:9.4f} {means[1]:9.4f} "
-            f"{means[2]:9.4f} {means[3]:10.4f} {live / 100:8.2f}% {avg / 100:7.2f}% "
+            f"{means[2]:9.4f} {means[3]:10.4f} {percent(live):8.2f}% {percent(avg):7.2f}% "
             f"{elapsed:11.1f}",
             flush=True,
         )
