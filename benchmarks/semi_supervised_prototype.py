@@ -10,11 +10,14 @@ ganlib's networks (``ganlib.models.semi_supervised``) and losses
 labelled set tiled to the epoch's length, each tile reshuffled), an unlabelled batch
 and fresh fakes train D on ``supervised + unsupervised``; then G on feature matching
 against a second, independently shuffled unlabelled batch. Adam (lr 3e-3, betas
-(0.5, 0.999)) for both; D's data-dependent initialisation on 500 training images; an
-exponential average of D's parameters (decay 0.9999, the reference's 0.0001 rate) for
-evaluation. The reference's average starts at zero and is used as it is; here it is
-divided by ``1 - decay^t`` (the weighted mean of the past parameters), which the
-reference's becomes as ``t`` grows.
+(0.5, 0.999)) for both, with eps 1e-4: the reference's Adam divides by
+``sqrt(v + 1e-8)``, not ``sqrt(v) + 1e-8``, which damps the steps of parameters whose
+gradients are below ~1e-4 (most of the generator's at the start); PyTorch's eps 1e-4
+gives the same step within a factor sqrt(2) (``--adam-eps 1e-8`` is PyTorch's default).
+D's data-dependent initialisation runs on 500 training images. An exponential average of
+D's parameters (decay 0.9999, the reference's 0.0001 rate) is evaluated: the reference's
+starts at zero and is used as it is; here it is divided by ``1 - decay^t`` (the weighted
+mean of the past parameters), which the reference's becomes as ``t`` grows.
 
 After every epoch (600 steps) it prints the epoch's wall and CPU seconds and the test
 error on the 10,000 test images of the live D and of the averaged D (noise off).
@@ -60,6 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps-per-epoch", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--adam-eps", type=float, default=1e-4, help="see the docstring")
     parser.add_argument("--ema-decay", type=float, default=0.9999)
     parser.add_argument("--unlabelled-weight", type=float, default=1.0)
     parser.add_argument("--supervised-only", action="store_true", help="the baseline")
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# {mode}: seed {args.seed}, {args.labels} labels (seed {args.label_seed}, "
         f"fingerprint {fingerprint(chosen)}, per class {torch.bincount(labelled_y).tolist()}), "
         f"{len(train_x)} unlabelled, batch {batch}, {steps} steps/epoch, lr {args.lr}, "
-        f"ema {args.ema_decay}, torch {torch.__version__}, threads {torch.get_num_threads()}",
+        f"adam eps {args.adam_eps}, ema {args.ema_decay}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}",
         flush=True,
     )
 
@@ -118,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     init_batch = train_x[torch.randperm(len(train_x), generator=data_rng)[:500]]
     initialise_from_batch(discriminator, init_batch)
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
-    betas = (0.5, 0.999)
-    d_optimizer = torch.optim.Adam(d_params, lr=args.lr, betas=betas)
-    g_optimizer = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=betas)
+    adam = {"lr": args.lr, "betas": (0.5, 0.999), "eps": args.adam_eps}
+    d_optimizer = torch.optim.Adam(d_params, **adam)
+    g_optimizer = torch.optim.Adam(generator.parameters(), **adam)
     all_d_params = list(discriminator.parameters())
     average = [torch.zeros_like(p) for p in all_d_params]  # the reference's: from zero
     averaged = copy.deepcopy(discriminator)
