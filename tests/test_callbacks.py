@@ -68,7 +68,7 @@ def test_sample_grid_noise_is_fixed_and_uses_ema(tmp_path):
     t = tiny_trainer([ema, grid], max_epochs=1)
     t.fit(data(), batch_size=8)
     noise = grid.noise.clone()
-    assert grid._sampler(t) is ema.module
+    assert grid._networks(t)["generator"] is ema.module
     t.max_epochs = 2
     t.fit(data(), batch_size=8)
     assert torch.equal(grid.noise, noise)

@@ -429,7 +429,7 @@ def test_exceptions_reach_callbacks_and_propagate():
 
 
 def test_fast_path_trains_and_writes_ordinary_checkpoints(tmp_path):
-    from ganlib.trainer import _native_bf16
+    from ganlib.runtime import native_bf16 as _native_bf16
 
     # (compile forced on, so that a compiled training runs here too)
     fast = trainer(tiny_gan(), fast=True, compile=True, loss="wgan-gp", max_steps=3)
@@ -440,7 +440,7 @@ def test_fast_path_trains_and_writes_ordinary_checkpoints(tmp_path):
         fast.channels_last and not trainer(tiny_gan(), fast=True, channels_last=False).channels_last
     )
     # The fast path compiles where it pays back (on CUDA), not on a CPU; explicit wins.
-    from ganlib.trainer import CompiledOrEager
+    from ganlib.runtime import CompiledOrEager
 
     def compiled(t):
         return isinstance(t.train_step.networks.generator, CompiledOrEager)

@@ -204,18 +204,8 @@ def tensor_checksum(payload: Any) -> str:
 
 
 def _problem(payload: dict[str, Any]) -> str | None:
-    """What is wrong with a Trainer checkpoint's entries, or ``None``."""
-    tensors = ("generator", "discriminator")
-    for name in tensors:
-        entry = payload.get(name)
-        if not isinstance(entry, dict) or not all(
-            isinstance(v, torch.Tensor) for v in entry.values()
-        ):
-            return f"`{name}` is not a state dict of tensors"
-    for name in ("g_optimizer", "d_optimizer"):
-        entry = payload.get(name)
-        if not isinstance(entry, dict) or not isinstance(entry.get("param_groups"), list):
-            return f"`{name}` is not an optimizer state"
+    """What is wrong with the loop's entries of a Trainer checkpoint, or ``None`` (the
+    task checks its own: [`Task.state_problem`][ganlib.tasks.Task.state_problem])."""
     state = payload.get("state")
     if not isinstance(state, dict):
         return "`state` is missing"
@@ -241,7 +231,7 @@ def _problem(payload: dict[str, Any]) -> str | None:
 
 
 def check_resumable(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Check every entry a Trainer restores, before any of them is used.
+    """Check every entry the loop restores, before any of them is used.
 
     Raises:
         CheckpointError: Naming the file and the first malformed entry.

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch.optim import Adam, Optimizer
 
 __all__ = [
     "RECIPE_ADAM",
     "OptimizerArg",
+    "Updater",
     "build_optimizer",
     "check_same_kind",
     "hyperparameters",
     "keep_hyperparameters",
+    "no_hook",
 ]
 
 # An optimizer, a function of parameters returning one, Adam's settings (a mapping such as
@@ -114,3 +118,32 @@ def keep_hyperparameters(
                 changes.append(f"{name} {key}: {group[key]} -> {value}")
             group[key] = value
     return changes
+
+
+def no_hook(network: str, optimizer: Optimizer) -> None:
+    """The default hook before an optimizer step: nothing."""
+
+
+@dataclass
+class Updater:
+    """How a step's losses reach the weights: backward (scaled where the precision needs
+    it), a hook on the true gradients, the optimizer step. Every task's step updates its
+    networks through one of these, so precision and the callbacks' hook work alike.
+
+    Attributes:
+        scaler: The grad scaler of the run's precision (disabled outside fp16).
+        before_optimizer_step: Called as ``(network, optimizer)`` after the backward
+            (gradients unscaled), before the optimizer steps.
+    """
+
+    scaler: torch.amp.GradScaler
+    before_optimizer_step: Callable[[str, Optimizer], None] = no_hook
+
+    def step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
+        """Zero ``optimizer``'s gradients, backpropagate ``loss``, run the hook, step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(optimizer)  # hooks see true gradients
+        self.before_optimizer_step(network, optimizer)
+        self.scaler.step(optimizer)

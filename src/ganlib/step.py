@@ -46,6 +46,7 @@ from .losses import (
     takes_update_index,
     wants_real_logits,
 )
+from .optim import Updater, no_hook
 from .runtime import CompiledOrEager, Runtime
 
 __all__ = ["METRIC_NAMES", "AdversarialStep", "StepNetworks"]
@@ -101,10 +102,6 @@ class StepNetworks:
         )
 
 
-def _keep_going(network: str, optimizer: Optimizer) -> None:
-    """The default hook before an optimizer step: nothing."""
-
-
 class AdversarialStep:
     """One D/G training step of a GAN pair.
 
@@ -138,7 +135,7 @@ class AdversarialStep:
         d_steps: int = 1,
         augment: str | Augment | None = None,
         networks: StepNetworks | None = None,
-        before_optimizer_step: Callable[[str, Optimizer], None] = _keep_going,
+        before_optimizer_step: Callable[[str, Optimizer], None] = no_hook,
         reduce: Callable[[Tensor], Tensor] = lambda values: values,
     ) -> None:
         self.gan = gan
@@ -151,9 +148,9 @@ class AdversarialStep:
         self.augment = resolve_augment(augment)
         self.networks = networks or StepNetworks.build(gan, runtime)
         self._resolved, self._built = runtime, self.networks
-        self.before_optimizer_step = before_optimizer_step
         self.reduce = reduce
-        self.scaler = runtime.grad_scaler()
+        self.updates = Updater(runtime.grad_scaler(), before_optimizer_step)
+        self.scaler = self.updates.scaler
         self._score = score_of(loss)
         self._penalty = penalty_of(loss)
         self._penalty_counts = takes_update_index(loss)
@@ -175,14 +172,6 @@ class AdversarialStep:
         if self.augment is None:
             return images
         return self.runtime.format_batch(self.augment(images, self.rng))
-
-    def _optimizer_step(self, loss: Tensor, optimizer: Optimizer, network: str) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.scaler.is_enabled():
-            self.scaler.unscale_(optimizer)  # hooks see true gradients
-        self.before_optimizer_step(network, optimizer)
-        self.scaler.step(optimizer)
 
     def __call__(
         self, real: Tensor, labels: Tensor | None = None, *, step: int | None = None
@@ -229,7 +218,7 @@ class AdversarialStep:
                     update = step * self.d_steps + d_step
                     extra = {"d_update": update} if self._penalty_counts else {}
                     loss_d = loss_d + self._penalty(penalized_d, real, fake, self.rng, **extra)
-            self._optimizer_step(loss_d, self.d_optimizer, "discriminator")
+            self.updates.step(loss_d, self.d_optimizer, "discriminator")
 
         discriminator.requires_grad_(False)  # G's backward needs no grads for D's weights
         try:
@@ -240,7 +229,7 @@ class AdversarialStep:
                     loss_g = self.loss.generator_loss(after_logits, real_logits=real_now)  # type: ignore[call-arg]
                 else:
                     loss_g = self.loss.generator_loss(after_logits)
-            self._optimizer_step(loss_g, self.g_optimizer, "generator")
+            self.updates.step(loss_g, self.g_optimizer, "generator")
         finally:
             discriminator.requires_grad_(True)
         self.scaler.update()

@@ -1,11 +1,12 @@
-"""The Trainer: the loop that runs adversarial steps, with callbacks and exact resume.
+"""The Trainer: the loop that trains any task, with callbacks and exact resume.
 
 The Trainer owns the loop only: ``fit``, epochs, stopping, signals, the callback
-hooks, and the state that checkpoints save and load. What it runs comes from the
-modules that own each concept (docs/design.md): the pair's contract (``gan``), one
-step (``step``), the engineering switches (``runtime``), DDP (``distributed``), the
-batches (``batching``), the random streams (``seeding``), the output folders
-(``runfolder``) and the file format (``checkpoint``).
+hooks, and the state that checkpoints save and load. What it trains is a task
+([`ganlib.tasks.Task`][ganlib.tasks.Task]: networks, optimizers, one step, samples, state;
+a GAN pair becomes an [`AdversarialTask`][ganlib.tasks.AdversarialTask]); the rest comes
+from the modules that own each concept (docs/design.md): the engineering switches
+(``runtime``), DDP (``distributed``), the batches (``batching``), the random streams
+(``seeding``), the output folders (``runfolder``) and the file format (``checkpoint``).
 """
 
 from __future__ import annotations
@@ -15,28 +16,37 @@ import functools
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, get_args
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 from . import checkpoint, distributed, optim, runfolder, seeding
 from ._validation import check_int
 from ._version import __version__
 from .augment import Augment
-from .batching import BatchSource
+from .batching import Batch, BatchSource
 from .callbacks.base import Callback, CallbackList, note, raise_first
 from .callbacks.guard import check_finite
-from .data.checks import check_data
 from .device import resolve_device
-from .gan import GAN, as_gan
-from .losses import AdversarialLoss, LossName, get_loss
-from .runtime import CompiledOrEager, Precision, PrecisionName, Runtime, steps_left  # noqa: F401
-from .runtime import native_bf16 as _native_bf16  # noqa: F401  (importable from here, as before)
+from .gan import GAN
+from .losses import AdversarialLoss, LossName
+from .runtime import Precision, PrecisionName, Runtime, steps_left
 from .signals import GracefulStop
-from .step import AdversarialStep, StepNetworks
+from .step import AdversarialStep
+from .tasks import AdversarialTask, Task, TaskContext
 
 __all__ = ["DEFAULT_MAX_EPOCHS", "Precision", "Trainer", "TrainerState"]
+
+# The GAN-pair arguments' defaults: a Task given with any other value is refused.
+_PAIR_DEFAULTS: dict[str, Any] = {
+    "loss": "bce",
+    "g_optimizer": None,
+    "d_optimizer": None,
+    "d_steps": 1,
+    "augment": None,
+}
 
 # Trains this many epochs when neither max_epochs nor max_steps is given (the recipe's).
 DEFAULT_MAX_EPOCHS = 10
@@ -60,14 +70,17 @@ class TrainerState:
 
 
 class Trainer:
-    """Trains a generator/discriminator pair adversarially.
+    """Trains a task: a GAN pair adversarially, or any [`Task`][ganlib.tasks.Task].
 
     Args:
-        gan: A [`ganlib.GAN`][ganlib.GAN] (such as ``DCGAN``), an object with ``.generator``,
-            ``.discriminator`` and ``.sample_noise``, or a ``(generator, discriminator,
-            latent_dim_or_sampler)`` tuple; trained on (images, labels) if ``num_classes``.
+        task: A [`Task`][ganlib.tasks.Task]; or a GAN pair — a [`ganlib.GAN`][ganlib.GAN]
+            (such as ``DCGAN``), an object with ``.generator``, ``.discriminator`` and
+            ``.sample_noise``, or a ``(generator, discriminator, latent_dim_or_sampler)``
+            tuple — trained as an [`AdversarialTask`][ganlib.tasks.AdversarialTask] with
+            the five arguments below (trained on (images, labels) if ``num_classes``).
         loss: ``"bce"`` (the recipe), ``"hinge"``, ``"wgan-gp"``, ``"lsgan"``, or a
-            loss object (see [`ganlib.losses`][ganlib.losses]).
+            loss object (see [`ganlib.losses`][ganlib.losses]). A GAN pair only, as are
+            the next four (a task holds its own).
         g_optimizer: Optimizer for G, a function ``params -> Optimizer``, Adam's settings
             (``{"lr": 1e-4}``), or ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
         d_optimizer: The same for D.
@@ -114,7 +127,7 @@ class Trainer:
 
     def __init__(
         self,
-        gan: Any,
+        task: Any,
         *,
         loss: LossName | AdversarialLoss = "bce",
         g_optimizer: optim.OptimizerArg = None,
@@ -136,20 +149,23 @@ class Trainer:
         nan_guard: bool = True,
         overwrite: bool = False,
     ) -> None:
-        self.gan: GAN = as_gan(gan)
-        self.generator: nn.Module = self.gan.generator
-        self.discriminator: nn.Module = self.gan.discriminator
-        self.num_classes = self.gan.num_classes
-        if isinstance(loss, str):
-            self.loss: AdversarialLoss = get_loss(loss)  # type: ignore[arg-type]
-        elif isinstance(loss, AdversarialLoss):
-            self.loss = loss
+        pair_args = dict(
+            loss=loss,
+            g_optimizer=g_optimizer,
+            d_optimizer=d_optimizer,
+            d_steps=d_steps,
+            augment=augment,
+        )
+        if isinstance(task, Task):
+            given = [k for k, v in pair_args.items() if v != _PAIR_DEFAULTS[k]]
+            if given:
+                raise TypeError(
+                    f"`{given[0]}` configures a GAN pair's training; a task holds its own: "
+                    f"pass it to the task ({type(task).__name__}), not to the Trainer"
+                )
+            self.task: Task = task
         else:
-            raise TypeError(
-                f"`loss` must be one of {list(get_args(LossName))} or an object with "
-                f"discriminator_loss and generator_loss methods, got {type(loss).__name__}"
-            )
-        self.d_steps = check_int("d_steps", d_steps, 1)
+            self.task = AdversarialTask(task, **pair_args)  # type: ignore[arg-type]
         self.fast = bool(fast)
         self.world, device = distributed.setup(strategy, device)
         self.device = resolve_device(device)
@@ -165,13 +181,10 @@ class Trainer:
         if self.max_epochs is None and self.max_steps is None:
             self.max_epochs = DEFAULT_MAX_EPOCHS
         self.seed = seeding.fresh_seed() if seed is None else seeding.check_seed(seed)
-        networks = (self.generator, self.discriminator)
+        networks = tuple(self.task.networks.values())
         distributed.prepare_networks(self.world, self.device, networks, sync_batchnorm)
         for network in networks:
             self.runtime.place(network)
-        build = functools.partial(optim.build_optimizer, fused=self.runtime.fused_optimizers)
-        self.g_optimizer = build(g_optimizer, self.generator, "g_optimizer")
-        self.d_optimizer = build(d_optimizer, self.discriminator, "d_optimizer")
 
         callbacks = CallbackList.as_list(callbacks)
         from .callbacks import ProgressBar  # (the callbacks import Trainer types)
@@ -182,30 +195,96 @@ class Trainer:
         self.progress, self.overwrite, self.nan_guard = progress, bool(overwrite), bool(nan_guard)
 
         self.noise_rng = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.train_step = AdversarialStep(
-            self.gan,
-            self.g_optimizer,
-            self.d_optimizer,
-            self.loss,
-            runtime=self.runtime,
-            rng=self.noise_rng,
-            d_steps=self.d_steps,
-            augment=augment,
-            networks=StepNetworks.build(self.gan, self.runtime, self._wrap),
-            before_optimizer_step=lambda network, optimizer: self.callbacks.call(
-                "on_before_optimizer_step", self, network, optimizer
-            ),
-            reduce=self.world.mean,
+        self.task.setup(
+            TaskContext(
+                runtime=self.runtime,
+                rng=self.noise_rng,
+                wrap=self._wrap,
+                reduce=self.world.mean,
+                before_optimizer_step=lambda network, optimizer: self.callbacks.call(
+                    "on_before_optimizer_step", self, network, optimizer
+                ),
+            )
         )
-        self.scaler = self.train_step.scaler
         self.state = TrainerState()
         self.should_stop = False
         self.num_batches: int | None = None
+        self.current_batch: Batch | None = None  # the step's batch, as the task receives it
         self._in_step = False
         self._stop = GracefulStop()
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         return distributed.wrap(self.world, module, self.device)
+
+    # ------------------------------------------------- a GAN pair's views
+
+    def _pair(self, name: str) -> AdversarialTask:
+        if not isinstance(self.task, AdversarialTask):
+            raise AttributeError(
+                f"Trainer.{name} belongs to a GAN pair's training; this trainer trains a "
+                f"{type(self.task).__name__}: see trainer.task"
+            )
+        return self.task
+
+    @property
+    def gan(self) -> GAN:
+        """The GAN pair trained: an adversarial task's, or any task's that has one (``gan``).
+
+        Raises:
+            AttributeError: For a task without a GAN pair.
+        """
+        gan = getattr(self.task, "gan", None)
+        if not isinstance(gan, GAN):
+            raise AttributeError(
+                f"Trainer.gan: this trainer trains a {type(self.task).__name__}, which has no "
+                "GAN pair (`gan`); see trainer.task.networks"
+            )
+        return gan
+
+    @property
+    def generator(self) -> nn.Module:
+        """G of the task's GAN pair ([`gan`][ganlib.Trainer.gan])."""
+        return self.gan.generator
+
+    @property
+    def discriminator(self) -> nn.Module:
+        """D of the task's GAN pair ([`gan`][ganlib.Trainer.gan])."""
+        return self.gan.discriminator
+
+    @property
+    def g_optimizer(self) -> Optimizer:
+        """G's optimizer (an adversarial task's)."""
+        return self._pair("g_optimizer").g_optimizer
+
+    @property
+    def d_optimizer(self) -> Optimizer:
+        """D's optimizer (an adversarial task's)."""
+        return self._pair("d_optimizer").d_optimizer
+
+    @property
+    def loss(self) -> AdversarialLoss:
+        """The adversarial loss (an adversarial task's)."""
+        return self._pair("loss").loss
+
+    @property
+    def d_steps(self) -> int:
+        """D updates per G update (an adversarial task's)."""
+        return self._pair("d_steps").d_steps
+
+    @property
+    def train_step(self) -> AdversarialStep:
+        """The adversarial task's step ([`AdversarialStep`][ganlib.step.AdversarialStep])."""
+        return self._pair("train_step").step
+
+    @property
+    def num_classes(self) -> int | None:
+        """The pair's classes (``None``: unconditional, or a task that is not a pair)."""
+        return getattr(self.task, "num_classes", None)
+
+    @property
+    def scaler(self) -> torch.amp.GradScaler:
+        """The grad scaler of the run's precision (disabled outside fp16)."""
+        return self.task.updates.scaler
 
     @property
     def precision(self) -> Precision:
@@ -265,7 +344,7 @@ class Trainer:
             rank=self.world.rank,
             world_size=self.world.world_size,
         )
-        check_data(source, self.gan.image_shape, self.num_classes)
+        self.task.check_data(source)
         if ckpt_path == "last":  # the newest checkpoint of this trainer's ModelCheckpoint
             from .callbacks.checkpoint import last_checkpoint
 
@@ -276,7 +355,7 @@ class Trainer:
         self.num_batches = None if source.iterable else len(source)
         self._in_step = False
         left = steps_left(self.state, self.max_steps, self.max_epochs, self.num_batches)
-        self.runtime = self.train_step.start_run(left)  # a short run may skip compiling
+        self.runtime = self.task.start_run(left)  # a short run may skip compiling
         self.runtime.activate()
         if self.progress and self.world.is_main:
             print(self.runtime.describe(), flush=True)
@@ -313,16 +392,16 @@ class Trainer:
         state = self.state
         if state.batch_in_epoch == 0:
             self.callbacks.call("on_epoch_start", self)
-        for images, labels in source.epoch(state.epoch, start=state.batch_in_epoch):
+        for batch in source.epoch(state.epoch, start=state.batch_in_epoch):
             # A step spans its hooks: until on_batch_end is through, its state is half-made.
             self._in_step = True
-            self.callbacks.call("on_batch_start", self, images)
+            self.current_batch = batch
+            self.callbacks.call("on_batch_start", self, batch[0])
             if self.world.distributed:  # latents differ per rank, and resume exactly
                 self.noise_rng.manual_seed(
                     seeding.step_seed(self.seed, self.world.rank, state.step)
                 )
-            labels = labels if self.num_classes is not None else None
-            metrics = self.train_step(images, labels, step=state.step)
+            metrics = self.task.training_step(batch, state.step)
             state.step += 1
             state.batch_in_epoch += 1
             state.metrics = metrics
@@ -353,8 +432,10 @@ class Trainer:
     def generator_inputs(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, ...]:
-        """The generator's inputs ([`GAN.generator_inputs`][ganlib.GAN.generator_inputs])."""
-        return self.gan.generator_inputs(n, self.device, generator or self.noise_rng)
+        """The image network's inputs for ``n`` images (latents, labels), from the run's
+        stream unless ``generator`` is given
+        ([`Task.generator_inputs`][ganlib.tasks.Task.generator_inputs])."""
+        return self.task.generator_inputs(n, self.device, generator or self.noise_rng)
 
     def image_shape(self) -> tuple[int, ...]:
         """The generator's output shape (C, H, W)."""
@@ -377,13 +458,7 @@ class Trainer:
         return {
             checkpoint.FORMAT_KEY: checkpoint.FORMAT_VERSION,
             "ganlib_version": __version__,
-            "arch": self.gan.arch or None,
-            "gan_config": self.gan.config,
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "g_optimizer": self.g_optimizer.state_dict(),
-            "d_optimizer": self.d_optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **self.task.state_dict(),
             "state": asdict(self.state),
             "seed": self.seed,
             "world_size": self.world.world_size,
@@ -393,7 +468,8 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: str) -> None:
-        """Write models, optimizers, grad scaler, callback states (EMA included), step,
+        """Write the task (networks, optimizers, grad scaler, its own state), callback
+        states (EMA included), step,
         epoch, position in the epoch and random states, atomically. Under DDP only
         rank 0 writes (the others return at once)."""
         if self.world.is_main:
@@ -412,14 +488,21 @@ class Trainer:
         """
         payload = checkpoint.load_checkpoint(path)
         checkpoint.check_resumable(payload, path)
-        wanted = [optim.hyperparameters(self.g_optimizer), optim.hyperparameters(self.d_optimizer)]
+        problem = self.task.state_problem(payload)
+        if problem is not None:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {str(path)!r} cannot be resumed: {problem}"
+            )
+        optimizers = self.task.optimizers
+        wanted = {name: optim.hyperparameters(o) for name, o in optimizers.items()}
         backup = copy.deepcopy(self.state_dict())
         try:
-            optim.check_same_kind(self.g_optimizer, payload["g_optimizer"], "g_optimizer")
-            optim.check_same_kind(self.d_optimizer, payload["d_optimizer"], "d_optimizer")
             self._restore(payload)
-            changes = optim.keep_hyperparameters(self.g_optimizer, wanted[0], "g_optimizer")
-            changes += optim.keep_hyperparameters(self.d_optimizer, wanted[1], "d_optimizer")
+            changes = [
+                change
+                for name, o in optimizers.items()
+                for change in optim.keep_hyperparameters(o, wanted[name], name)
+            ]
         except Exception as exc:
             self._restore(backup)
             raise checkpoint.misfit(path, exc) from exc
@@ -427,17 +510,7 @@ class Trainer:
             print(f"resuming {path} with your settings: {'; '.join(changes)}", file=sys.stderr)
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        for name in ("generator", "discriminator"):
-            try:
-                getattr(self, name).load_state_dict(payload[name])
-            except RuntimeError as exc:
-                raise checkpoint.misfit(
-                    "", exc, f"holds a {name} of another shape than this trainer's"
-                ) from exc
-        self.g_optimizer.load_state_dict(payload["g_optimizer"])
-        self.d_optimizer.load_state_dict(payload["d_optimizer"])
-        if payload["scaler"]:
-            self.scaler.load_state_dict(payload["scaler"])
+        self.task.load_state_dict(payload)
         self.state = TrainerState(**payload["state"])
         self.seed = payload["seed"]
         noise = payload["noise_rng"]

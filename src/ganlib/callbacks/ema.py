@@ -1,4 +1,4 @@
-"""Exponential moving average of the generator's weights."""
+"""Exponential moving average of a network's weights (the generator's by default)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ __all__ = ["EMA"]
 
 
 class EMA(Callback):
-    """Keeps ``module``, an averaged copy of the generator: ``avg = decay * avg + (1 - decay) * w``.
+    """Keeps ``module``, an averaged copy of a network: ``avg = decay * avg + (1 - decay) * w``.
+
+    The network is the task's image network (a GAN's generator) unless ``network``
+    names another of ``trainer.task.networks`` (a CycleGAN's ``g_ab``, say); one EMA per
+    network, each its own callback.
 
     It runs before the other callbacks (``order = -20``), so at every step they
     sample, score and save the average of that step.
@@ -42,6 +46,8 @@ class EMA(Callback):
         warmup: Ramp the decay up as ``min(decay, (1 + n) / (10 + n))`` over the
             ``n`` steps averaged so far (TensorFlow's ``num_updates`` rule), so
             early in training the average does not lag far behind.
+        network: The name of the network averaged, in ``trainer.task.networks``;
+            ``None``: the task's ``image_network``.
     """
 
     order = -20  # the others sample, score and save this step's average
@@ -52,6 +58,7 @@ class EMA(Callback):
         start_step: int = 0,
         every_n_steps: int = 1,
         warmup: bool = False,
+        network: str | None = None,
     ) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"`decay` must be in [0, 1), got {decay}")
@@ -59,18 +66,40 @@ class EMA(Callback):
         self.start_step = check_int("start_step", start_step, 0)
         self.every_n_steps = check_int("every_n_steps", every_n_steps, 1)
         self.warmup = bool(warmup)
+        self.network = network
         self.module: nn.Module | None = None
         self._pending: Mapping[str, Any] | None = None
 
     @property
     @override
     def state_key(self) -> str:
-        return EMA_STATE_KEY  # where load_gan(ema=True) finds the average
+        # (the image network's key is where load_gan(ema=True) finds the average)
+        return EMA_STATE_KEY if self.network is None else f"{EMA_STATE_KEY}[{self.network}]"
+
+    def name(self, trainer: Trainer) -> str:
+        """The name of the network averaged, in ``trainer.task.networks``.
+
+        Raises:
+            ValueError: If the task has no network of that name.
+        """
+        name = self.network or trainer.task.image_network
+        if name is None or name not in trainer.task.networks:
+            raise ValueError(
+                f"EMA(network={self.network!r}): {type(trainer.task).__name__} has no such "
+                f"network; it has {list(trainer.task.networks)}"
+            )
+        return name
+
+    def averaged(self, trainer: Trainer) -> dict[str, nn.Module]:
+        """``{name: average}``, to draw from in place of the live network (empty before
+        the average exists)."""
+        return {} if self.module is None else {self.name(trainer): self.module}
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         if self.module is None:
-            self.module = copy.deepcopy(trainer.generator).eval().requires_grad_(False)
+            live = trainer.task.networks[self.name(trainer)]
+            self.module = copy.deepcopy(live).eval().requires_grad_(False)
         if self._pending is not None:
             self.module.load_state_dict(self._pending)
             self._pending = None
@@ -92,7 +121,7 @@ class EMA(Callback):
         batch_size: int = BATCHNORM_BATCH_SIZE,
     ) -> nn.Module:
         """Measure the average's own BatchNorm statistics on ``num_batches`` batches of
-        latents, for eval-mode sampling, and return the averaged generator.
+        the task's drawn inputs (latents), for eval-mode sampling, and return the average.
 
         The latents come from a generator seeded by the trainer's seed, not from
         the trainer's noise stream, so training (and resuming) is unaffected. The
@@ -101,7 +130,7 @@ class EMA(Callback):
         assert self.module is not None, "the EMA starts at on_fit_start"
         return recompute_batchnorm(
             self.module,
-            trainer.gan,
+            trainer.task,
             batchnorm_seed(trainer.seed),
             num_batches=num_batches,
             batch_size=batch_size,
@@ -111,7 +140,7 @@ class EMA(Callback):
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         step = trainer.state.step
         if step % self.every_n_steps == 0:
-            self.update(trainer.generator, self.decay_at(step))
+            self.update(trainer.task.networks[self.name(trainer)], self.decay_at(step))
 
     def decay_at(self, step: int) -> float:
         """The decay used at ``step``: 0 (copy) until ``start_step``, then ``decay``,

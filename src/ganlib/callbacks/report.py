@@ -247,7 +247,7 @@ class RunReport(FileWriter):
         return [
             ("run folder", str(self.out_dir.resolve())),
             ("runtime", trainer.runtime.describe()),
-            ("loss", type(trainer.loss).__name__),
+            ("task", trainer.task.describe()),
             ("seed", str(trainer.seed)),
             ("batches per epoch", str(trainer.num_batches or "unknown")),
             ("started", self.started or ""),

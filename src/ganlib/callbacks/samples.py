@@ -1,4 +1,9 @@
-"""Image grids from fixed noise after each epoch, the first real batch, and an overview."""
+"""Image grids from fixed inputs after each epoch, the first real batch, and an overview.
+
+What a grid shows is the task's to say ([`Task.grid`][ganlib.tasks.Task.grid]): a GAN
+pair's generator on fixed latents (one row per class when conditional), a translation
+task's inputs beside their outputs.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from torchvision.utils import make_grid, save_image
 from typing_extensions import override
 
 from .._validation import check_int
-from ..sampling import generate, save_grid
+from ..sampling import save_grid
 from ..seeding import grid_seed
 from .base import Callback
 from .ema import EMA
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["MAX_OVERVIEW_FRAMES", "SampleGrid"]
 
 MAX_OVERVIEW_FRAMES = 12
+# SampleGrid's checkpoint entries that are not grid inputs.
+_STATE_ONLY = ("real_saved", "images_per_row")
 
 
 def _read_png(path: Path) -> Tensor:
@@ -40,8 +47,8 @@ class SampleGrid(Callback):
     ``generated_step_{step:07d}.png`` if training stopped mid-epoch, then
     ``overview.png`` stacking all those grids (oldest on top).
 
-    The fixed noise is drawn once from the trainer's seed and kept in checkpoints,
-    so a resumed run keeps drawing the same latents.
+    The fixed inputs (latents) are drawn once from the trainer's seed and kept in
+    checkpoints, so a resumed run keeps drawing the same grid.
 
     For a conditional model the grid has one row per class, row ``k`` showing
     class ``k``; each column keeps one latent across the rows, so a column shows
@@ -92,9 +99,19 @@ class SampleGrid(Callback):
         self.overview = overview
         self.use_ema = use_ema
         self.eval_mode = eval_mode
-        self.noise: Tensor | None = None
-        self.labels: Tensor | None = None  # row classes, for a conditional model
+        self.inputs: dict[str, Tensor | None] | None = None  # the task's fixed grid inputs
+        self.images_per_row = self.nrow
         self._real_saved = False
+
+    @property
+    def noise(self) -> Tensor | None:
+        """The grid's fixed latents (a GAN pair's), or ``None``."""
+        return None if self.inputs is None else self.inputs.get("noise")
+
+    @property
+    def labels(self) -> Tensor | None:
+        """The grid's row classes (a conditional pair's), or ``None``."""
+        return None if self.inputs is None else self.inputs.get("labels")
 
     @property
     @override
@@ -112,37 +129,38 @@ class SampleGrid(Callback):
             self.out_dir / n for n in names if (self.out_dir / n).exists()
         ]
 
-    def _sampler(self, trainer: Trainer) -> nn.Module:
+    def _networks(self, trainer: Trainer) -> dict[str, nn.Module]:
+        """The task's networks, with the EMA's average in place of the one it averages."""
         ema = trainer.callback(EMA)
         if self.use_ema is True and ema is None:
             raise ValueError("SampleGrid(use_ema=True) needs an EMA callback in the trainer")
+        networks = dict(trainer.task.networks)
         if self.use_ema and isinstance(ema, EMA) and ema.module is not None:
-            # The average's copied BatchNorm statistics do not fit its weights.
-            return ema.recompute_batchnorm(trainer) if self.eval_mode else ema.module
-        return trainer.generator
+            if self.eval_mode:  # the average's copied BatchNorm statistics do not fit it
+                ema.recompute_batchnorm(trainer)
+            networks.update(ema.averaged(trainer))
+        return networks
 
     def sample(self, trainer: Trainer) -> Tensor:
-        """The generator's images for the fixed noise."""
-        assert self.noise is not None
-        module = self._sampler(trainer)
-        labels = None if self.labels is None else self.labels.to(trainer.device)
-        return generate(module, self.noise.to(trainer.device), self.eval_mode, labels)
+        """The grid's images for the fixed inputs."""
+        assert self.inputs is not None, "the grid's inputs are drawn at the first step"
+        return trainer.task.grid(self.inputs, self._networks(trainer), self.eval_mode)
+
+    def _draw_inputs(self, trainer: Trainer, batch: Any) -> None:
+        rng = torch.Generator(device=trainer.device).manual_seed(grid_seed(trainer.seed))
+        drawn = trainer.task.grid_inputs(self.num_samples, self.nrow, rng, batch)
+        if drawn is not None:
+            self.inputs, self.images_per_row = drawn
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
-        if self.noise is not None:
-            return
-        rng = torch.Generator(device=trainer.device).manual_seed(grid_seed(trainer.seed))
-        if trainer.num_classes is None:
-            self.noise = trainer.gan.sample_noise(self.num_samples, trainer.device, rng).cpu()
-            return
-        # One row per class; column j keeps latent j in every row.
-        row = trainer.gan.sample_noise(self.nrow, trainer.device, rng).cpu()
-        self.noise = row.repeat(trainer.num_classes, *[1] * (row.dim() - 1))
-        self.labels = torch.arange(trainer.num_classes).repeat_interleave(self.nrow)
+        if self.inputs is None:  # (a task that shows its data waits for the first batch)
+            self._draw_inputs(trainer, None)
 
     @override
     def on_batch_start(self, trainer: Trainer, images: Any) -> None:
+        if self.inputs is None:
+            self._draw_inputs(trainer, trainer.current_batch)
         if self.save_real and not self._real_saved:
             save_grid(
                 images[: self.num_samples].float().cpu(),
@@ -150,6 +168,9 @@ class SampleGrid(Callback):
                 self.nrow,
             )
             self._real_saved = True
+
+    def _save(self, trainer: Trainer, path: Path) -> None:
+        save_grid(self.sample(trainer).cpu(), path, self.images_per_row)
 
     def grid_path(self, epoch: int) -> Path:
         return self.out_dir / f"generated_epoch_{epoch:03d}.png"
@@ -160,18 +181,18 @@ class SampleGrid(Callback):
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         if self.every_n_steps and trainer.state.step % self.every_n_steps == 0:
-            save_grid(self.sample(trainer).cpu(), self.step_path(trainer.state.step), self.nrow)
+            self._save(trainer, self.step_path(trainer.state.step))
 
     @override
     def on_epoch_end(self, trainer: Trainer) -> None:
         if self.every_n_epochs and trainer.state.epoch % self.every_n_epochs == 0:
-            save_grid(self.sample(trainer).cpu(), self.grid_path(trainer.state.epoch), self.nrow)
+            self._save(trainer, self.grid_path(trainer.state.epoch))
 
     @override
     def on_fit_end(self, trainer: Trainer) -> None:
         path = self.step_path(trainer.state.step)
         if trainer.state.batch_in_epoch > 0 and not path.exists():  # show where it got to
-            save_grid(self.sample(trainer).cpu(), path, self.nrow)
+            self._save(trainer, path)
         if not self.overview:
             return
         grids = sorted(self.out_dir.glob("generated_*.png"))
@@ -191,10 +212,16 @@ class SampleGrid(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"noise": self.noise, "labels": self.labels, "real_saved": self._real_saved}
+        # The inputs by name (a GAN pair's: noise, labels, as earlier releases saved them).
+        return {
+            **(self.inputs or {"noise": None}),
+            "real_saved": self._real_saved,
+            "images_per_row": self.images_per_row,
+        }
 
     @override
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        self.noise = state_dict["noise"]
-        self.labels = state_dict.get("labels")  # (absent from older checkpoints)
+        inputs = {k: v for k, v in state_dict.items() if k not in _STATE_ONLY}
+        self.inputs = None if all(v is None for v in inputs.values()) else inputs
+        self.images_per_row = int(state_dict.get("images_per_row", self.nrow))
         self._real_saved = bool(state_dict["real_saved"])

@@ -15,7 +15,7 @@ from torch import Tensor
 from ..batching import BatchSource, split_batch
 from ..gan import check_labels
 
-__all__ = ["check_data"]
+__all__ = ["check_data", "check_not_empty"]
 
 
 def _check_tensor_images(images: Tensor, labels: Tensor | None) -> None:
@@ -61,6 +61,21 @@ def _warn_range(low: float, high: float) -> None:
     )
 
 
+def check_not_empty(source: BatchSource) -> None:
+    """Refuse data with no batches to train on, before any step runs (every task's check).
+
+    Raises:
+        ValueError: Empty data, or fewer images than one batch with ``drop_last``.
+    """
+    if source.dataset_size == 0:
+        raise ValueError("`data` is empty: there are no images to train on")
+    if not source.iterable and len(source) == 0:
+        raise ValueError(
+            f"`data` has {source.dataset_size} images, fewer than one batch of "
+            f"{source.batch_size} with drop_last=True"
+        )
+
+
 def check_data(source: BatchSource, image_shape: tuple[int, ...], num_classes: int | None) -> None:
     """Refuse data that cannot train a pair with this image shape and these classes,
     before any step runs, and warn about images outside [-1, 1].
@@ -71,13 +86,7 @@ def check_data(source: BatchSource, image_shape: tuple[int, ...], num_classes: i
             values, a label count that differs from the image count, missing labels
             for a conditional pair, or labels out of range.
     """
-    if source.dataset_size == 0:
-        raise ValueError("`data` is empty: there are no images to train on")
-    if not source.iterable and len(source) == 0:
-        raise ValueError(
-            f"`data` has {source.dataset_size} images, fewer than one batch of "
-            f"{source.batch_size} with drop_last=True"
-        )
+    check_not_empty(source)
     whole = source.images
     if whole is not None:
         _check_tensor_images(whole, source.labels)

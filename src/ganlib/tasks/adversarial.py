@@ -1,0 +1,219 @@
+"""The adversarial task: a generator/discriminator pair trained by
+[`AdversarialStep`][ganlib.step.AdversarialStep] (D's updates, then G's).
+
+What ``Trainer(gan, loss=..., ...)`` builds; ``Trainer(AdversarialTask(gan, ...))`` is the
+same run. Its checkpoint entries keep the layout every earlier release wrote (``arch``,
+``gan_config``, ``generator``, ``discriminator``, ``g_optimizer``, ``d_optimizer``,
+``scaler``), so ``load_gan``, ``ganlib sample`` and earlier checkpoints work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from .. import optim
+from .._validation import check_int
+from ..augment import Augment
+from ..checkpoint import misfit
+from ..data.checks import check_data
+from ..gan import GAN, as_gan
+from ..losses import AdversarialLoss, LossName, get_loss
+from ..runtime import Runtime
+from ..sampling import generate
+from ..step import METRIC_NAMES, AdversarialStep, StepNetworks
+from .base import GridInputs, Task, TaskContext
+
+if TYPE_CHECKING:
+    from ..batching import Batch, BatchSource
+
+__all__ = ["AdversarialTask"]
+
+# The entries of a checkpoint this task writes and reads (the layout of every release).
+_NETWORK_KEYS = ("generator", "discriminator")
+_OPTIMIZER_KEYS = ("g_optimizer", "d_optimizer")
+
+
+class AdversarialTask(Task):
+    """A GAN pair trained adversarially: ``d_steps`` D updates, then one G update.
+
+    Args:
+        gan: A [`ganlib.GAN`][ganlib.GAN] (such as ``DCGAN``), an object with
+            ``.generator``, ``.discriminator`` and ``.sample_noise``, or a ``(generator,
+            discriminator, latent_dim_or_sampler)`` tuple; trained on (images, labels)
+            if conditional (``num_classes``).
+        loss: ``"bce"`` (the recipe), ``"hinge"``, ``"wgan-gp"``, ``"lsgan"``, or a loss
+            object (see [`ganlib.losses`][ganlib.losses]).
+        g_optimizer: Optimizer for G, a function ``params -> Optimizer``, Adam's settings
+            (``{"lr": 1e-4}``), or ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
+        d_optimizer: The same for D.
+        d_steps: D updates per G update, >= 1.
+        augment: DiffAugment on all D sees ([`augment`][ganlib.augment]): a policy like
+            ``"translation,cutout,color"``, a callable ``(images, rng) -> images``, or ``None``.
+
+    Raises:
+        TypeError, ValueError: For bad arguments, naming the argument.
+    """
+
+    kind: ClassVar[str] = "adversarial"
+    image_network: ClassVar[str | None] = "generator"
+
+    def __init__(
+        self,
+        gan: Any,
+        *,
+        loss: LossName | AdversarialLoss = "bce",
+        g_optimizer: optim.OptimizerArg = None,
+        d_optimizer: optim.OptimizerArg = None,
+        d_steps: int = 1,
+        augment: str | Augment | None = None,
+    ) -> None:
+        self.gan: GAN = as_gan(gan)
+        if isinstance(loss, str):
+            self.loss: AdversarialLoss = get_loss(loss)  # type: ignore[arg-type]
+        elif isinstance(loss, AdversarialLoss):
+            self.loss = loss
+        else:
+            raise TypeError(
+                f"`loss` must be one of {list(get_args(LossName))} or an object with "
+                f"discriminator_loss and generator_loss methods, got {type(loss).__name__}"
+            )
+        self.d_steps = check_int("d_steps", d_steps, 1)
+        self.augment = augment
+        self._optimizer_args = {"g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
+        self.networks = {"generator": self.gan.generator, "discriminator": self.gan.discriminator}
+
+    @property
+    def num_classes(self) -> int | None:
+        """The pair's classes (``None``: unconditional)."""
+        return self.gan.num_classes
+
+    def setup(self, context: TaskContext) -> None:
+        """Build G's and D's optimizers and the [`AdversarialStep`][ganlib.step.AdversarialStep]."""
+        super().setup(context)
+        self.g_optimizer = self.build_optimizer(
+            self._optimizer_args["g_optimizer"], self.gan.generator, "g_optimizer"
+        )
+        self.d_optimizer = self.build_optimizer(
+            self._optimizer_args["d_optimizer"], self.gan.discriminator, "d_optimizer"
+        )
+        self.step = AdversarialStep(
+            self.gan,
+            self.g_optimizer,
+            self.d_optimizer,
+            self.loss,
+            runtime=context.runtime,
+            rng=context.rng,
+            d_steps=self.d_steps,
+            augment=self.augment,
+            networks=StepNetworks.build(self.gan, context.runtime, context.wrap),
+            before_optimizer_step=context.before_optimizer_step,
+            reduce=context.reduce,
+        )
+        self.updates = self.step.updates  # (one grad scaler: the step's)
+
+    @property
+    def optimizers(self) -> dict[str, Optimizer]:
+        return {"g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+
+    def start_run(self, steps: int | None) -> Runtime:
+        self._runtime = self.step.start_run(steps)
+        return self._runtime
+
+    def check_data(self, source: BatchSource) -> None:
+        check_data(source, self.gan.image_shape, self.num_classes)
+
+    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
+        images, labels = batch
+        return self.step(images, labels if self.num_classes is not None else None, step=step)
+
+    def describe(self) -> str:
+        kind = type(self.gan).__name__ if self.gan.arch else "GAN pair"
+        return f"{kind}, loss {type(self.loss).__name__}, {self.d_steps} D step(s) per G step"
+
+    def metric_groups(self) -> dict[str, tuple[str, ...]]:
+        return {"losses": METRIC_NAMES[:2], "D's mean score": METRIC_NAMES[2:]}
+
+    # ------------------------------------------------------------ samples
+
+    def grid_inputs(
+        self, count: int, nrow: int, rng: torch.Generator, batch: Batch | None
+    ) -> tuple[GridInputs, int]:
+        """``count`` latents; a conditional pair's grid has one row per class instead
+        (``num_classes`` rows of ``nrow``), column j keeping latent j in every row."""
+        device = rng.device
+        if self.num_classes is None:
+            return {"noise": self.gan.sample_noise(count, device, rng).cpu(), "labels": None}, nrow
+        row = self.gan.sample_noise(nrow, device, rng).cpu()
+        noise = row.repeat(self.num_classes, *[1] * (row.dim() - 1))
+        labels = torch.arange(self.num_classes).repeat_interleave(nrow)
+        return {"noise": noise, "labels": labels}, nrow
+
+    def grid(
+        self,
+        inputs: Mapping[str, Tensor | None],
+        networks: Mapping[str, nn.Module],
+        eval_mode: bool,
+    ) -> Tensor:
+        generator = networks["generator"]
+        noise, labels = inputs["noise"], inputs.get("labels")
+        assert noise is not None
+        device = next(generator.parameters()).device
+        labels = None if labels is None else labels.to(device)
+        return generate(generator, noise.to(device), eval_mode, labels)
+
+    def generator_inputs(
+        self, n: int, device: torch.device, rng: torch.Generator | None = None
+    ) -> tuple[Tensor, ...]:
+        return self.gan.generator_inputs(n, device, rng)
+
+    # ---------------------------------------------------------- state
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"arch": self.gan.arch or None, "gan_config": self.gan.config}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.gan.arch or None,
+            "gan_config": self.gan.config,
+            "generator": self.gan.generator.state_dict(),
+            "discriminator": self.gan.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+            "scaler": self.updates.scaler.state_dict(),
+        }
+
+    def state_problem(self, payload: Mapping[str, Any]) -> str | None:
+        task = payload.get("task")
+        if task is not None and task != self.kind:
+            return f"it holds a {task!r} task, not a GAN pair"
+        for name in _NETWORK_KEYS:
+            entry = payload.get(name)
+            if not isinstance(entry, dict) or not all(
+                isinstance(v, torch.Tensor) for v in entry.values()
+            ):
+                return f"`{name}` is not a state dict of tensors"
+        for name in _OPTIMIZER_KEYS:
+            entry = payload.get(name)
+            if not isinstance(entry, dict) or not isinstance(entry.get("param_groups"), list):
+                return f"`{name}` is not an optimizer state"
+        return None
+
+    def load_state_dict(self, payload: Mapping[str, Any]) -> None:
+        optim.check_same_kind(self.g_optimizer, payload["g_optimizer"], "g_optimizer")
+        optim.check_same_kind(self.d_optimizer, payload["d_optimizer"], "d_optimizer")
+        for name in _NETWORK_KEYS:
+            try:
+                self.networks[name].load_state_dict(payload[name])
+            except RuntimeError as exc:
+                what = f"holds a {name} of another shape than this trainer's"
+                raise misfit("", exc, what) from exc
+        self.g_optimizer.load_state_dict(payload["g_optimizer"])
+        self.d_optimizer.load_state_dict(payload["d_optimizer"])
+        if payload.get("scaler"):
+            self.updates.scaler.load_state_dict(payload["scaler"])
