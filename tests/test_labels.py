@@ -1,4 +1,5 @@
-"""Choosing a semi-supervised run's labelled examples, and their fingerprint."""
+"""Choosing a semi-supervised run's labelled examples, their fingerprint, and the seeded
+streams of indices its batches come from."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from ganlib.data import load_mnist
-from ganlib.data.labels import choose_labelled, fingerprint
+from ganlib.data.labels import IndexStream, choose_labelled, fingerprint, stream_seed
 
 
 @pytest.fixture
@@ -121,3 +122,44 @@ def test_real_mnist_100_labels_are_ten_of_each_digit(mnist_root):
     assert torch.bincount(train_labels[chosen], minlength=10).tolist() == [10] * 10
     assert fingerprint(chosen) == fingerprint(choose_labelled(train_labels, 100, seed=0))
     assert fingerprint(chosen) != fingerprint(choose_labelled(train_labels, 100, seed=1))
+
+
+# ---- IndexStream: the seeded orders a semi-supervised run draws its batches from
+
+
+def test_index_stream_passes_are_seeded_permutations():
+    stream = IndexStream(7, seed=3, name="labelled")
+    passes = [stream.take(7 * k, 7) for k in range(4)]
+    assert all(sorted(p.tolist()) == list(range(7)) for p in passes)
+    assert len({tuple(p.tolist()) for p in passes}) == 4  # each pass reshuffled
+    again = IndexStream(7, seed=3, name="labelled")
+    assert torch.equal(torch.cat(passes), again.take(0, 28))  # one read = many reads
+
+
+def test_index_stream_is_a_pure_function_of_position():
+    whole = IndexStream(10, seed=1, name="unlabelled").take(0, 45)
+    fresh = IndexStream(10, seed=1, name="unlabelled")
+    # Any window, read in any order, from a fresh stream: the same items (batches span passes).
+    for start, count in [(37, 8), (3, 9), (18, 4), (0, 1), (9, 12)]:
+        assert torch.equal(fresh.take(start, count), whole[start : start + count])
+
+
+def test_index_streams_of_other_names_or_seeds_are_independent():
+    base = IndexStream(1000, seed=5, name="a").take(0, 1000)
+    assert not torch.equal(base, IndexStream(1000, seed=5, name="b").take(0, 1000))
+    assert not torch.equal(base, IndexStream(1000, seed=6, name="a").take(0, 1000))
+    assert stream_seed(5, "a", 0) == stream_seed(5, "a", 0) != stream_seed(5, "a", 1)
+    assert 0 <= stream_seed(2**62, "x" * 100, 10**9) < 2**63
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: IndexStream(0, 1, "a"), r"`n` must be >= 1, got 0"),
+        (lambda: IndexStream(3, 1, "a").take(-1, 2), r"`position` must be >= 0, got -1"),
+        (lambda: IndexStream(3, 1, "a").take(0, 0), r"`count` must be >= 1, got 0"),
+    ],
+)
+def test_index_stream_refuses_bad_arguments_by_name(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

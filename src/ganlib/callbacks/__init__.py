@@ -9,6 +9,7 @@ runs after all the others.
 from ..sampling import generate  # noqa: F401
 from .base import Callback, CallbackList, Network
 from .checkpoint import ModelCheckpoint
+from .classification import ClassificationError
 from .ema import EMA
 from .evaluation import Evaluation
 from .guard import NaNGuard, NonFiniteLossError
@@ -22,6 +23,7 @@ __all__ = [
     "EMA",
     "Callback",
     "CallbackList",
+    "ClassificationError",
     "Evaluation",
     "LossCurve",
     "MetricsLogger",

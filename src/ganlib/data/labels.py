@@ -1,9 +1,13 @@
-"""Choosing the labelled examples of a semi-supervised run, and naming the choice.
+"""Choosing the labelled examples of a semi-supervised run, naming the choice, and the
+seeded streams its batches are drawn from.
 
 ``choose_labelled(labels, count, seed)`` takes ``count / K`` examples of each of the
 ``K`` classes, the same ones for the same seed; ``fingerprint(indices)`` is a short hash
 of the chosen indices that a run records beside the seed, so two runs can be seen to
-share (or not) their labelled set.
+share (or not) their labelled set. ``IndexStream(n, seed, name)`` is an endless order of
+``n`` items, pass after pass, each pass a permutation drawn from (seed, name, pass): the
+items at any position are a pure function of those, so a run resumes exactly from the
+position alone.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from torch import Tensor
 
 from .._validation import check_int
 
-__all__ = ["choose_labelled", "fingerprint"]
+__all__ = ["IndexStream", "choose_labelled", "fingerprint", "stream_seed"]
 
 
 def choose_labelled(
@@ -91,3 +95,59 @@ def fingerprint(indices: Tensor | Sequence[int]) -> str:
         raise ValueError(f"`indices` must be 1-D, got shape {tuple(values.shape)}")
     data = values.to(device="cpu", dtype=torch.int64).sort().values.numpy().astype("<i8")
     return hashlib.sha256(data.tobytes()).hexdigest()[:16]
+
+
+def stream_seed(seed: int, name: str, index: int) -> int:
+    """A 63-bit seed for pass ``index`` of stream ``name`` of a run seeded ``seed``: the
+    first 8 bytes of the sha256 of ``"seed/name/index"`` (the same on every machine and
+    Python, unlike ``hash``)."""
+    digest = hashlib.sha256(f"{seed}/{name}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % 2**63
+
+
+class IndexStream:
+    """An endless order of ``n`` items: pass 0, pass 1, ..., each a permutation of
+    ``range(n)`` seeded by ``stream_seed(seed, name, pass)``.
+
+    ``take(position, count)`` returns the items at positions ``[position, position +
+    count)``; a batch may span the end of one pass and the start of the next (so a
+    labelled set smaller than a batch is tiled, each tile reshuffled, as the reference
+    tiles it). Nothing but the position is state.
+
+    Args:
+        n: Items in one pass.
+        seed: The run's seed.
+        name: The stream's name; streams of one seed with other names are independent.
+
+    Raises:
+        ValueError: If ``n`` is below 1.
+    """
+
+    def __init__(self, n: int, seed: int, name: str) -> None:
+        self.n = check_int("n", n, 1)
+        self.seed = check_int("seed", seed)
+        self.name = name
+        self._cached: tuple[int, Tensor] | None = None
+
+    def permutation(self, index: int) -> Tensor:
+        """Pass ``index``'s order, (n,) int64 on the CPU (the latest pass is cached)."""
+        if self._cached is None or self._cached[0] != index:
+            rng = torch.Generator().manual_seed(stream_seed(self.seed, self.name, index))
+            self._cached = index, torch.randperm(self.n, generator=rng)
+        return self._cached[1]
+
+    def take(self, position: int, count: int) -> Tensor:
+        """The items at positions ``[position, position + count)``, (count,) int64.
+
+        Raises:
+            ValueError: For a negative ``position`` or a ``count`` below 1.
+        """
+        position = check_int("position", position, 0)
+        count = check_int("count", count, 1)
+        parts, end = [], position + count
+        while position < end:
+            index, offset = divmod(position, self.n)
+            stop = min(self.n, offset + end - position)
+            parts.append(self.permutation(index)[offset:stop])
+            position += stop - offset
+        return torch.cat(parts)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -92,17 +92,23 @@ class WeightNormLinear(nn.Module):
 class GaussianNoise(nn.Module):
     """Adds N(0, sigma^2) noise in training mode; the identity in eval mode.
 
-    The noise comes from the global random generator of the input's device.
+    The noise comes from ``generator`` when one is set (a task sets its run's step stream,
+    so the noise follows the run's seed and resumes with it), else from the global
+    random generator of the input's device.
     """
 
     def __init__(self, sigma: float) -> None:
         super().__init__()
         self.sigma = check_positive_float("sigma", sigma, allow_zero=True)
+        self.generator: torch.Generator | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.sigma == 0.0:
             return x
-        return x + self.sigma * torch.randn_like(x)
+        if self.generator is None:
+            return x + self.sigma * torch.randn_like(x)
+        noise = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        return x + self.sigma * noise
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"
@@ -163,6 +169,47 @@ class SemiSupervisedDiscriminator(nn.Module):
         logits = self.logit_layer(self.noise[-1](h))  # (B, K)
         return SemiSupervisedOutput(logits, features)
 
+    def draw_noise_from(self, generator: torch.Generator | None) -> None:
+        """Draw every noise layer's noise from ``generator`` (``None``: the global one)."""
+        for layer in self.noise:
+            layer.generator = generator  # type: ignore[union-attr]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (plain values): ``SemiSupervisedDiscriminator(**config)``
+        rebuilds this network's shape."""
+        return {
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "widths": list(self.widths),
+            "input_noise": self.noise[0].sigma,
+            "hidden_noise": self.noise[1].sigma,
+        }
+
+    @torch.no_grad()
+    def classifier(self) -> nn.Sequential:
+        """A plain copy for inference: ``nn.Sequential(Flatten, Linear, ReLU, ..., Linear)``
+        mapping images (B, C, H, W) in [-1, 1] to the ``K`` class logits as this network
+        does in eval mode (no noise), in float32 on this network's device.
+
+        Each weight-normalised layer becomes an ``nn.Linear`` holding its effective weight;
+        the first also takes in the ``(x + 1) / 2`` pixel mapping (``W (x + 1) / 2 + b =
+        (W / 2) x + (b + W 1 / 2)``), so the copy needs nothing of ganlib to run.
+        """
+        layers: list[nn.Module] = [nn.Flatten()]
+        weighted = [*self.hidden, self.logit_layer]
+        for index, layer in enumerate(weighted):
+            weight, bias = layer.weight.float(), layer.bias.float()
+            if index == 0:  # the input mapping to [0, 1], folded in
+                bias, weight = bias + 0.5 * weight.sum(dim=1), 0.5 * weight
+            linear = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device)
+            linear.weight.copy_(weight)
+            linear.bias.copy_(bias)
+            layers.append(linear)
+            if index < len(weighted) - 1:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers).eval()
+
 
 class SemiSupervisedGenerator(nn.Module):
     """The reference's MNIST generator: an MLP with batch norm and a sigmoid output.
@@ -214,6 +261,15 @@ class SemiSupervisedGenerator(nn.Module):
         if device is None:
             device = self.shifts[0].device
         return torch.rand(n, self.latent_dim, device=device, generator=generator)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (plain values)."""
+        return {
+            "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "widths": list(self.widths),
+        }
 
     def forward(self, latents: Tensor) -> Tensor:
         """Images (B, C, H, W) in (-1, 1) from ``latents`` (B, latent_dim)."""
