@@ -171,8 +171,9 @@ class SemiSupervisedDiscriminator(nn.Module):
 
     def draw_noise_from(self, generator: torch.Generator | None) -> None:
         """Draw every noise layer's noise from ``generator`` (``None``: the global one)."""
-        for layer in self.noise:
-            layer.generator = generator  # type: ignore[union-attr]
+        for layer in self.noise.children():
+            if isinstance(layer, GaussianNoise):
+                layer.generator = generator
 
     @property
     def config(self) -> dict[str, Any]:

@@ -183,6 +183,8 @@ class SemiSupervisedTask(Task):
         g_optimizer: The same for G.
         average_decay: Decay of the averaged D, in [0, 1) (the reference's 0.9999).
         init_size: Training images the data-dependent initialisation sees (500), >= 2.
+        class_names: The ``K`` classes' names, recorded for the classifier's users
+            (``ganlib classify`` prints them); ``None``: ``"0"``, ``"1"``, ...
 
     Raises:
         TypeError, ValueError: For bad arguments, naming the argument.
@@ -205,6 +207,7 @@ class SemiSupervisedTask(Task):
         g_optimizer: optim.OptimizerArg = None,
         average_decay: float = 0.9999,
         init_size: int = 500,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(discriminator, SemiSupervisedDiscriminator):
             raise TypeError(
@@ -235,6 +238,12 @@ class SemiSupervisedTask(Task):
             raise ValueError(f"`average_decay` must be in [0, 1), got {average_decay!r}")
         self.average_decay = float(average_decay)
         self.init_size = check_int("init_size", init_size, 2)
+        names = [str(k) for k in range(self.num_classes)] if class_names is None else class_names
+        if isinstance(names, str) or len(names) != self.num_classes:
+            raise ValueError(
+                f"`class_names` must name the {self.num_classes} classes, got {names!r}"
+            )
+        self.class_names = [str(name) for name in names]
         self._optimizer_args = {"d_optimizer": d_optimizer, "g_optimizer": g_optimizer}
         # What the data sets at check_data, and what a checkpoint restores.
         self.labelled_indices: Tensor | None = None
@@ -500,6 +509,7 @@ class SemiSupervisedTask(Task):
             "unlabelled_weight": self.unlabelled_weight,
             "average_decay": self.average_decay,
             "init_size": self.init_size,
+            "class_names": list(self.class_names),
         }
 
     def extra_state(self) -> dict[str, Any]:
@@ -567,6 +577,11 @@ def load_classifier(
     """The classifier a semi-supervised run trained, as a plain ``nn.Module``: images
     (B, C, H, W) in [-1, 1] to ``K`` class logits, noise off, float32 on the CPU.
 
+    It is an ``nn.Sequential`` of ``Flatten``, ``Linear`` and ``ReLU`` layers
+    ([`SemiSupervisedDiscriminator.classifier`][ganlib.models.semi_supervised.SemiSupervisedDiscriminator.classifier]),
+    with two plain attributes: ``image_shape`` (C, H, W), the images it takes, and
+    ``class_names``, the run's names of the ``K`` classes.
+
     ```python
     from ganlib.tasks import load_classifier
 
@@ -610,7 +625,14 @@ def load_classifier(
         raise CheckpointError(
             f"checkpoint {str(path)!r}: its discriminator cannot be rebuilt: {exc}"
         ) from exc
-    return discriminator.classifier()
+    classifier = discriminator.classifier()
+    # What a user of the classifier needs to feed it and read it (plain attributes).
+    names = payload["task_config"].get("class_names")
+    setattr(classifier, "image_shape", tuple(discriminator.image_shape))  # noqa: B010
+    if not isinstance(names, list) or len(names) != discriminator.num_classes:
+        names = list(range(discriminator.num_classes))
+    setattr(classifier, "class_names", [str(name) for name in names])  # noqa: B010
+    return classifier
 
 
 def _run_checkpoint(run: Path, which: str) -> Path:
