@@ -412,3 +412,53 @@ def test_checkpoint_records_the_labelled_choice(tmp_path):
     assert torch.equal(state["labelled_indices"], task.labelled_indices)
     config = load_checkpoint(tmp_path / "last.ckpt")["task_config"]
     assert config["discriminator"] == task.discriminator.config and config["labelled"] == 8
+
+
+# ------------------------------------------------------------- benchmarks
+
+
+def run_benchmark(name: str, data_dir: Path, *args: str) -> str:
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / name), "--data-dir", str(data_dir)]
+    result = subprocess.run(
+        [*command, *args], capture_output=True, text=True, check=True, timeout=300
+    )
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def small_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ganlib.data import fake_mnist
+
+    folder = tmp_path_factory.mktemp("mnist")
+    fake_mnist(folder, count=300)
+    return folder
+
+
+def test_step_time_benchmark_times_plain_and_fast(small_mnist):
+    out = run_benchmark(
+        "semi_supervised_step_time.py",
+        small_mnist,
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--rounds",
+        "1",
+    )
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("1 ")]
+    assert [row[1] for row in rows] == ["plain", "fast"]
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)
+    assert "# median CPU s per 600-step epoch: plain" in out
+
+
+def test_fast_check_benchmark_prints_the_error_curve(small_mnist):
+    out = run_benchmark("semi_supervised_fast_check.py", small_mnist, "--epochs", "2", "--fast")
+    assert out.startswith("# fast: seed 0, runtime: device cpu")
+    rows = [line.split() for line in out.splitlines() if line[:5].strip().isdigit()]
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert all(0 <= float(row[1].rstrip("%")) <= 100 for row in rows)
