@@ -181,6 +181,19 @@ def test_gan_loss_option_trains_and_draws_no_second_real_batch():
     assert task.positions["unlabelled"] == 0
 
 
+def test_unlabelled_weight_zero_is_the_supervised_only_baseline():
+    task = make_task(unlabelled_weight=0)
+    g_before = {k: v.clone() for k, v in task.generator.state_dict().items()}
+    d_before = task.discriminator.logit_layer.direction.clone()
+    trainer = train(task, 4)
+    assert trainer.state.metrics["loss_unl"] == trainer.state.metrics["loss_g"] == 0.0
+    assert trainer.state.metrics["loss_lab"] > 0
+    assert_same(g_before, task.generator.state_dict())  # G is not trained, nor even run
+    assert not torch.equal(d_before, task.discriminator.logit_layer.direction)
+    assert task.positions == {"labelled": 64, "unlabelled": 0}
+    assert task.describe().startswith("supervised-only baseline: 4-class D [16, 8] on 8")
+
+
 def test_the_averaged_d_is_the_bias_corrected_mean_of_d():
     decay = 0.6
     task = make_task(average_decay=decay)

@@ -176,7 +176,9 @@ class SemiSupervisedTask(Task):
             run's seed.
         generator_loss: ``"feature-matching"`` (the reference's) or ``"gan"`` (the plain
             non-saturating loss, ``-log D(G(z))``).
-        unlabelled_weight: Weight of the unsupervised loss in D's loss (the reference's 1).
+        unlabelled_weight: Weight of the unsupervised loss in D's loss (the reference's 1);
+            0 is the supervised-only baseline: D trains on the labelled batches alone (no
+            fakes, no unlabelled batch), G not at all (``loss_unl`` and ``loss_g`` log 0).
         d_optimizer: D's optimizer: Adam's settings over `REFERENCE_ADAM` (``{"lr":
             1e-3}``), ``None`` for `REFERENCE_ADAM`, or an optimizer / a function of
             parameters (which must leave out nothing that D trains).
@@ -237,6 +239,7 @@ class SemiSupervisedTask(Task):
         if isinstance(average_decay, bool) or not 0.0 <= average_decay < 1.0:
             raise ValueError(f"`average_decay` must be in [0, 1), got {average_decay!r}")
         self.average_decay = float(average_decay)
+        self.supervised_only = self.unlabelled_weight == 0.0
         self.init_size = check_int("init_size", init_size, 2)
         names = [str(k) for k in range(self.num_classes)] if class_names is None else class_names
         if isinstance(names, str) or len(names) != self.num_classes:
@@ -382,17 +385,26 @@ class SemiSupervisedTask(Task):
         n, device, rng = len(unlabelled), self.context.device, self.context.rng
         labelled = self._draw("labelled", n).to(self._labelled[0].device)
         x_lab, y_lab = self._labelled[0][labelled], self._labelled[1][labelled]
-        with self.runtime.autocast():
-            with torch.no_grad():
-                fake = self.generator(self.generator.sample_latents(n, device, rng))
-            out = self._discriminate(torch.cat([x_lab, unlabelled.to(x_lab.dtype), fake.float()]))
-        logits_lab, logits_unl, logits_fake = out.logits.float().split(n)
-        loss_lab = supervised_loss(logits_lab, y_lab)
-        loss_unl = unsupervised_loss(logits_unl, logits_fake)
-        loss_d = loss_lab + self.unlabelled_weight * loss_unl
-        self.optimizer_step(loss_d, self.d_optimizer, "discriminator")
-        self._update_average()
-        loss_g = self._generator_step(n)
+        if self.supervised_only:  # the baseline: D on the labels alone, G untrained
+            with self.runtime.autocast():
+                logits_lab = self._discriminate(x_lab).logits.float()
+            loss_lab = supervised_loss(logits_lab, y_lab)
+            self.optimizer_step(loss_lab, self.d_optimizer, "discriminator")
+            self._update_average()
+            loss_unl = loss_g = torch.zeros((), device=device)
+        else:
+            with self.runtime.autocast():
+                with torch.no_grad():
+                    fake = self.generator(self.generator.sample_latents(n, device, rng))
+                batch_d = torch.cat([x_lab, unlabelled.to(x_lab.dtype), fake.float()])
+                logits = self._discriminate(batch_d).logits.float()
+            logits_lab, logits_unl, logits_fake = logits.split(n)
+            loss_lab = supervised_loss(logits_lab, y_lab)
+            loss_unl = unsupervised_loss(logits_unl, logits_fake)
+            loss_d = loss_lab + self.unlabelled_weight * loss_unl
+            self.optimizer_step(loss_d, self.d_optimizer, "discriminator")
+            self._update_average()
+            loss_g = self._generator_step(n)
         wrong = (logits_lab.detach().argmax(dim=1) != y_lab).float().mean() * 100.0
         values = torch.stack([loss_lab.detach(), loss_unl.detach(), loss_g.detach(), wrong])
         numbers = self.context.reduce(values.float()).tolist()
@@ -439,6 +451,12 @@ class SemiSupervisedTask(Task):
 
     def describe(self) -> str:
         count = self.labelled if isinstance(self.labelled, int) else len(self.labelled)
+        if self.supervised_only:
+            return (
+                f"supervised-only baseline: {self.num_classes}-class D "
+                f"{list(self.discriminator.widths)} on {count} labelled examples; averaged D "
+                f"(decay {self.average_decay:g})"
+            )
         return (
             f"semi-supervised GAN: {self.num_classes}-class D {list(self.discriminator.widths)}, "
             f"G {list(self.generator.widths)} by {self.generator_loss}; {count} labelled "
