@@ -208,7 +208,7 @@ def test_a_chosen_network_is_recorded_and_a_config_is_type_checked(shapes, tmp_p
     assert main([*args, *TINY[2:]]) == 0  # grayscale, 21 px, no --arch or --width
     config = read_config(run / "config.toml")
     assert config["arch"] == "resnet" and config["width"] == DEFAULT_WIDTHS["resnet"]
-    with pytest.raises(ValueError, match=r"cfg: `width` must be int, got '8'"):
+    with pytest.raises(ValueError, match=r"`width` must be int, got '8' \(in cfg\)"):
         RunSettings.from_dict({"data": "mnist", "width": "8"}, "cfg")
-    with pytest.raises(ValueError, match=r"cfg: `max_steps` must be int, got True"):
+    with pytest.raises(ValueError, match=r"`max_steps` must be int, got True \(in cfg\)"):
         RunSettings.from_dict({"data": "mnist", "max_steps": True}, "cfg")
