@@ -36,6 +36,9 @@ class ClassificationError(Callback):
     images (a test split), in percent, as two scores: ``error`` (the live network, noise
     off) and ``error_avg`` (the task's averaged copy).
 
+    Without ``images``, it scores the task's held-back training examples (those outside
+    its labelled set, ``task.held_back()``), where a data set has no test split.
+
     They are added to ``trainer.state.metrics`` (``score_names``), so ``metrics.csv``, the
     progress line and ``report.html`` show them, and ``ModelCheckpoint(monitor="error_avg",
     mode="min")`` keeps the best evaluation as ``best.ckpt``. It draws no random numbers
@@ -44,8 +47,8 @@ class ClassificationError(Callback):
 
     Args:
         images: The images scored (N, C, H, W) in [-1, 1], kept on the CPU and moved a
-            batch at a time.
-        labels: Their classes (N,).
+            batch at a time; ``None``: the task's held-back training examples.
+        labels: Their classes (N,) (``None`` with ``images``).
         every_n_steps: Steps between evaluations (600: an MNIST epoch in batches of 100).
         batch_size: Images per forward pass.
         at_end: Also evaluate at the run's last step when it is not an evaluation step.
@@ -59,25 +62,21 @@ class ClassificationError(Callback):
 
     def __init__(
         self,
-        images: Tensor,
-        labels: Tensor,
+        images: Tensor | None = None,
+        labels: Tensor | None = None,
         *,
         every_n_steps: int = 600,
         batch_size: int = 1000,
         at_end: bool = True,
         prefix: str = "",
     ) -> None:
-        if not isinstance(images, Tensor) or images.dim() != 4 or len(images) < 1:
-            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"`images` must be a tensor shaped (N, C, H, W), got {shape}")
-        if not isinstance(labels, Tensor) or labels.shape != (len(images),):
-            shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-            raise ValueError(f"`labels` must be a tensor shaped ({len(images)},), got {shape}")
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-            raise TypeError(f"`labels` must hold integer classes, got dtype {labels.dtype}")
+        if (images is None) != (labels is None):
+            raise ValueError("`images` and `labels` go together: give both, or neither")
+        if images is not None and labels is not None:
+            images, labels = _checked(images, labels)
         if not isinstance(prefix, str):
             raise TypeError(f"`prefix` must be a string, got {type(prefix).__name__}")
-        self.images, self.labels = images.detach().cpu(), labels.detach().cpu().long()
+        self.images, self.labels = images, labels
         self.every_n_steps = check_int("every_n_steps", every_n_steps, 1)
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.at_end, self.prefix = bool(at_end), prefix
@@ -95,11 +94,20 @@ class ClassificationError(Callback):
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
-        if not isinstance(trainer.task, Classifies):
+        task = trainer.task
+        if not isinstance(task, Classifies):
             raise TypeError(
                 f"ClassificationError needs a task that classifies (classify(images, "
-                f"averaged=...)), got {type(trainer.task).__name__}"
+                f"averaged=...)), got {type(task).__name__}"
             )
+        if self.images is None:
+            held_back = getattr(task, "held_back", None)
+            if not callable(held_back):
+                raise TypeError(
+                    f"ClassificationError without images scores the task's held-back "
+                    f"examples, but {type(task).__name__} has no held_back()"
+                )
+            self.images, self.labels = _checked(*held_back())
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
@@ -112,8 +120,9 @@ class ClassificationError(Callback):
                 self.history.setdefault(name, []).append(value)
             if trainer.is_main_process:
                 best = min(self.history[self.prefix + "error_avg"])
+                count = 0 if self.labels is None else len(self.labels)
                 logger.info(
-                    f"test error at step {step} ({len(self.images)} images): live "
+                    f"test error at step {step} ({count} images): live "
                     f"{scores[self.prefix + 'error']:.2f}%, averaged "
                     f"{scores[self.prefix + 'error_avg']:.2f}% (best averaged {best:.2f}%)"
                 )
@@ -121,6 +130,7 @@ class ClassificationError(Callback):
     @torch.no_grad()
     def evaluate(self, task: Classifies) -> dict[str, float]:
         """The live and averaged classifiers' error on the images now, in percent."""
+        assert self.images is not None and self.labels is not None  # (set at on_fit_start)
         wrong = {False: 0, True: 0}
         for start in range(0, len(self.images), self.batch_size):
             images = self.images[start : start + self.batch_size]
@@ -150,3 +160,20 @@ class ClassificationError(Callback):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         self.steps = [int(s) for s in state_dict["steps"]]
         self.history = {k: [float(v) for v in vs] for k, vs in state_dict["history"].items()}
+
+
+def _checked(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """``images`` and ``labels`` on the CPU, checked.
+
+    Raises:
+        TypeError, ValueError: Naming the argument, the rule and what was given.
+    """
+    if not isinstance(images, Tensor) or images.dim() != 4 or len(images) < 1:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"`images` must be a tensor shaped (N, C, H, W), got {shape}")
+    if not isinstance(labels, Tensor) or labels.shape != (len(images),):
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"`labels` must be a tensor shaped ({len(images)},), got {shape}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f"`labels` must hold integer classes, got dtype {labels.dtype}")
+    return images.detach().cpu(), labels.detach().cpu().long()

@@ -32,6 +32,7 @@ from .._validation import check_choice, check_int, check_positive_float
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data.checks import check_data
 from ..data.labels import IndexStream, choose_labelled, fingerprint, stream_seed
+from ..gan import check_labels
 from ..models.semi_supervised import (
     SemiSupervisedDiscriminator,
     SemiSupervisedGenerator,
@@ -187,6 +188,8 @@ class SemiSupervisedTask(Task):
         init_size: Training images the data-dependent initialisation sees (500), >= 2.
         class_names: The ``K`` classes' names, recorded for the classifier's users
             (``ganlib classify`` prints them); ``None``: ``"0"``, ``"1"``, ...
+        labels: The classes of all training images (N,), where ``fit`` gets the images
+            alone (``ganlib train`` passes them so); the labelled examples' are used.
 
     Raises:
         TypeError, ValueError: For bad arguments, naming the argument.
@@ -210,6 +213,7 @@ class SemiSupervisedTask(Task):
         average_decay: float = 0.9999,
         init_size: int = 500,
         class_names: Sequence[str] | None = None,
+        labels: Tensor | Sequence[int] | None = None,
     ) -> None:
         if not isinstance(discriminator, SemiSupervisedDiscriminator):
             raise TypeError(
@@ -252,6 +256,8 @@ class SemiSupervisedTask(Task):
         self.labelled_indices: Tensor | None = None
         self._labelled: tuple[Tensor, Tensor] | None = None
         self._images: Tensor | None = None
+        self._all_labels = torch.empty(0, dtype=torch.int64)
+        self._given_labels = None if labels is None else torch.as_tensor(labels)
         self._streams: dict[str, IndexStream] = {}
         self._expected_fingerprint: str | None = None
         self.positions = {"labelled": 0, "unlabelled": 0}
@@ -262,7 +268,18 @@ class SemiSupervisedTask(Task):
 
     def setup(self, context: TaskContext) -> None:
         """Build the optimizers (the reference's Adam by default), the averaged D and the
-        callables the step uses."""
+        callables the step uses.
+
+        Raises:
+            ValueError: For a precision other than float32.
+        """
+        if context.runtime.precision != "32":
+            raise ValueError(
+                "the semi-supervised task trains in float32: bf16 autocast measured to break "
+                "its game on MNIST (D wins: loss_unl fell below 1e-3 and loss_g rose past 80 "
+                "within 4 epochs; docs/results.md); got precision "
+                f"{context.runtime.precision!r}: give precision='32' (--precision 32)"
+            )
         super().setup(context)
         self.d_optimizer = self.build_optimizer(
             _over_reference(self._optimizer_args["d_optimizer"]), self.discriminator, "d_optimizer"
@@ -309,19 +326,28 @@ class SemiSupervisedTask(Task):
                 the classes cannot fill, indices outside the data, or data whose labelled
                 choice is not a loaded checkpoint's.
         """
-        images, labels = source.images, source.labels
+        images = source.images
+        labels = source.labels if source.labels is not None else self._given_labels
         if images is None or labels is None:
             got = "a Dataset or DataLoader" if images is None else "images without labels"
             raise ValueError(
-                "`data` must be (images, labels) tensors for the semi-supervised task (it "
-                f"draws its labelled batches and G's real batches by index), got {got}"
+                "`data` must be (images, labels) tensors for the semi-supervised task, or "
+                "images with the task's `labels` (it draws its labelled batches and G's real "
+                f"batches by index), got {got}"
+            )
+        if len(labels) != len(images):
+            raise ValueError(
+                f"`labels` must give one class per image: {len(images)} images, "
+                f"{len(labels)} labels"
             )
         if source.world_size > 1:
             raise ValueError(
                 "the semi-supervised task trains in one process (its streams are not split "
                 f"among processes), got world_size {source.world_size}"
             )
-        check_data(source, tuple(self.discriminator.image_shape), self.num_classes)
+        shape = tuple(self.discriminator.image_shape)
+        check_data(source, shape, self.num_classes if source.labels is not None else None)
+        check_labels(labels, self.num_classes)
         targets = labels.detach().to("cpu", torch.int64)
         if isinstance(self.labelled, int):
             chosen = choose_labelled(
@@ -340,10 +366,25 @@ class SemiSupervisedTask(Task):
         at = chosen.to(images.device)
         self._labelled = images[at].to(device), labels[at].to(device, torch.int64)
         self._images = images  # all of them, where the data lives (the device, preloaded)
+        self._all_labels = targets  # (for held_back only: training reads the labelled set's)
         self._streams = {
             "labelled": IndexStream(len(chosen), self.seed, "labelled"),
             "unlabelled": IndexStream(len(images), self.seed, "unlabelled"),
         }
+
+    def held_back(self) -> tuple[Tensor, Tensor]:
+        """The training examples outside the labelled set, with their classes, on the CPU:
+        where a data set has no test split, the error on these measures the classifier
+        (they were trained on as unlabelled images). Training never reads these labels.
+
+        Raises:
+            RuntimeError: Before `check_data` has seen the data.
+        """
+        if self._images is None or self.labelled_indices is None:
+            raise RuntimeError("SemiSupervisedTask.held_back: the task has not seen the data")
+        keep = torch.ones(len(self._images), dtype=torch.bool)
+        keep[self.labelled_indices] = False
+        return self._images[keep.to(self._images.device)].cpu(), self._all_labels[keep]
 
     def _check_fingerprint(self, found: str, whose: str) -> None:
         expected = self._expected_fingerprint
