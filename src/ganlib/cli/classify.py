@@ -7,7 +7,7 @@ import argparse
 import csv
 import io
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -68,21 +68,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     classify.set_defaults(run=classify_command)
 
 
-def image_files(paths: Iterable[Path]) -> list[Path]:
-    """The files ``paths`` name: files as given, folders' images in sorted order.
+def images_of(paths: Iterable[Path], shape: tuple[int, ...]) -> Iterator[tuple[Path, Tensor]]:
+    """Each image ``paths`` name, as ``(path, image)``: files as given; a folder's images
+    read as a training folder is ([`ImageFolder`][ganlib.data.ImageFolder], sorted).
 
     Raises:
         DataNotFoundError: For a path that does not exist, or a folder without images.
+        ValueError: For a file that is not a readable image.
     """
-    files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += ImageFolder(path).files
+            folder = ImageFolder(path, shape[-1], shape[0])
+            for index, file in enumerate(folder.files):
+                item = folder[index]
+                yield file, item[0] if isinstance(item, tuple) else item
         elif path.is_file():
-            files.append(path)
+            yield path, read_image(path, shape)
         else:
             raise DataNotFoundError(f"image {str(path)!r} does not exist")
-    return files
 
 
 def read_image(path: Path, shape: tuple[int, ...]) -> Tensor:
@@ -112,15 +115,23 @@ def classify_command(args: argparse.Namespace) -> int:
         raise ValueError(f"the run's images have {shape[0]} channels; classify reads 1, 3 or 4")
     device = resolve_device(args.device)
     classifier.to(device)
-    files = image_files(args.images)
     rows = []
-    for start in range(0, len(files), args.batch_size):
-        batch = files[start : start + args.batch_size]
-        images = torch.stack([read_image(path, shape) for path in batch]).to(device)
+    pending: list[tuple[Path, Tensor]] = []
+
+    def classify_pending() -> None:
+        images = torch.stack([image for _, image in pending]).to(device)
         probabilities = classifier(images).float().softmax(dim=1).cpu()
         best, classes = probabilities.max(dim=1)
-        for path, k, p in zip(batch, classes.tolist(), best.tolist(), strict=True):
+        for (path, _), k, p in zip(pending, classes.tolist(), best.tolist(), strict=True):
             rows.append((str(path), k, names[k], f"{p:.4f}"))
+        pending.clear()
+
+    for entry in images_of(args.images, shape):
+        pending.append(entry)
+        if len(pending) == args.batch_size:
+            classify_pending()
+    if pending:
+        classify_pending()
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(COLUMNS)
