@@ -260,3 +260,26 @@ def test_fast_keeps_float32_for_a_semi_supervised_run(small_mnist, tmp_path):
     run = tmp_path / "run"
     assert main(train_args(small_mnist, run, "--max-steps", "1", "--fast")) == 0
     assert read_config(run / "config.toml")["precision"] == "32"
+
+
+def test_the_study_table_reads_run_folders(small_mnist, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    ssl, base = tmp_path / "ssl", tmp_path / "base"
+    assert main(train_args(small_mnist, ssl, "--epochs", "2")) == 0
+    assert main(train_args(small_mnist, base, "--epochs", "1", "--unlabelled-weight", "0")) == 0
+    script = REPO_ROOT / "benchmarks" / "semi_supervised_table.py"
+    out = subprocess.run(
+        [sys.executable, str(script), str(ssl), "--baseline", str(base)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    lines = out.splitlines()
+    assert lines[2].startswith("| `ssl` | semi-supervised | 0 | 20 (`") and "| 2 |" in lines[2]
+    assert lines[3].startswith("| `base` | supervised only | 0 | 20 (`") and "| 1 |" in lines[3]
+    assert "final averaged-D error over 1 run(s): median" in out

@@ -135,9 +135,11 @@ class SemiSupervisedTask(Task):
     trained on a few labelled examples, all images unlabelled and a generator's fakes.
 
     ``Trainer(task).fit((images, labels), batch_size=100)`` trains it on the whole training
-    set; the task keeps the labels of ``labelled`` examples only (chosen balanced per class
-    by ``label_seed``, or given as indices) and never reads the others'. One Trainer step
-    is one iteration of the reference:
+    set; training reads the labels of the ``labelled`` examples only (chosen balanced per
+    class by ``label_seed``, which reads every example's class, or given as indices;
+    [`held_back`][ganlib.tasks.SemiSupervisedTask.held_back] hands the others to an
+    evaluation). It trains in float32 (bf16 autocast measured to break its game). One
+    Trainer step is one iteration of the reference:
 
     1. D on ``supervised_loss`` of a labelled batch plus ``unlabelled_weight *
        unsupervised_loss`` of the Trainer's batch (unlabelled) and as many fresh fakes, in
