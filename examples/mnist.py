@@ -14,10 +14,9 @@ split reshuffled, a warmed-up EMA generator); ``conditional`` trains on (image, 
 pairs with one grid row per digit. Every flag of ``ganlib train`` overrides the preset.
 
 The run goes through ganlib.runs.train, like ``ganlib train``: its folder (--out,
-runs/mnist) gets config.toml, grids, metrics.csv (with the FD of a fixed sample every
---eval-every steps), loss_curve.png, report.html, checkpoints/ (best.ckpt: the best FD's
-step) and summary.json; then this script scores --score-samples samples of every way of
-sampling the run offers with the shipped MNIST classifier, into metrics.json.
+runs/mnist) gets config.toml, grids, metrics.csv, loss_curve.png, report.html,
+checkpoints/ and summary.json; then every way of sampling the run offers is scored with
+the shipped MNIST classifier (--score-samples images each) into metrics.json.
 """
 
 from __future__ import annotations
@@ -41,8 +40,7 @@ from ganlib.signals import TrainingInterrupted
 
 
 def eval_count(text: str) -> int:
-    value = non_negative_int(text)
-    if value == 1:
+    if (value := non_negative_int(text)) == 1:
         raise argparse.ArgumentTypeError("must be 0 (skip scoring) or >= 2, got 1")
     return value
 
@@ -67,13 +65,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_of(args: argparse.Namespace) -> tuple[str, runs.RunSettings]:
-    """The preset's settings, then the flags given (checked as ganlib train checks them)."""
+    """The preset's settings (a resumed run's own), then the flags given (checked as
+    ganlib train checks them)."""
     preset = "recipe" if args.recipe else "conditional" if args.conditional else "recommended"
-    given = given_settings(args)
-    values: dict[str, Any] = {**runs.load_preset(preset), **given}
-    if args.resume is not None:
-        values["out"] = str(args.resume)
-    sources = {name: "flags" if name in given else f"preset {preset}" for name in values}
+    given, source = given_settings(args), f"preset {preset}"
+    base = runs.load_preset(preset)
+    if args.resume is not None:  # the run's own settings, as `ganlib train --resume` takes them
+        folder = runs.RunFolder(args.resume)
+        preset, source = "resumed", str(folder.config)
+        base = {**runs.read_config(folder.config), "out": str(args.resume)}
+    values: dict[str, Any] = {**base, **given}
+    sources = {name: "flags" if name in given else source for name in values}
     return preset, runs.RunSettings.from_dict(values, sources)
 
 

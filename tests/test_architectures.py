@@ -95,7 +95,7 @@ def test_tuple_pairs_are_adapted_to_the_contract():
     assert pair.latent_dim == 4 and pair.num_classes is None and pair.image_shape == (1, 6, 6)
     assert pair.sample_noise(3).shape == (3, 4)
     assert pair.generator_inputs(2)[0].shape == (2, 4)
-    with pytest.raises(ValueError, match="sample_labels needs a conditional model"):
+    with pytest.raises(ValueError, match="sample_labels needs a conditional pair"):
         pair.sample_labels(2)
     assert as_gan(gan) is gan
     with pytest.raises(TypeError, match=r"`gan` must provide \.generator"):

@@ -17,7 +17,7 @@ from ganlib import DCGAN, CheckpointError, Trainer
 from ganlib.callbacks import EMA
 from ganlib.checkpoint import load_gan
 from ganlib.cli import main
-from ganlib.models import recompute_batchnorm_stats
+from ganlib.sampling import recompute_batchnorm_stats
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_load_gan_refuses_checkpoints_of_custom_networks(tmp_path):
     trainer = Trainer((generator, discriminator, 2), progress=False)
     path = tmp_path / "custom.ckpt"
     trainer.save_checkpoint(str(path))
-    with pytest.raises(CheckpointError, match="does not record a DCGAN configuration"):
+    with pytest.raises(CheckpointError, match="does not record an architecture's configuration"):
         load_gan(path)
 
 

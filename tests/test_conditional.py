@@ -13,8 +13,8 @@ from ganlib.callbacks import EMA, SampleGrid
 from ganlib.checkpoint import load_gan
 from ganlib.cli import main as cli_main
 from ganlib.data import load_mnist
+from ganlib.gan import check_labels
 from ganlib.metrics import MNISTEvaluator
-from ganlib.models import check_labels
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -124,7 +124,7 @@ def test_labels_for_an_unconditional_model_and_bad_builder_arguments():
     gan = DCGAN(image_size=12, width=2, latent_dim=4)
     with pytest.raises(ValueError, match="unconditional model"):
         gan.generator(gan.sample_noise(2), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="sample_labels needs a conditional model"):
+    with pytest.raises(ValueError, match="sample_labels needs a conditional pair"):
         gan.sample_labels(2)
     with pytest.raises(ValueError, match="`embedding_dim` is for conditional models"):
         DCGAN(embedding_dim=4)

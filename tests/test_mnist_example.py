@@ -159,6 +159,35 @@ def test_recipe_preset_and_dataset_pipeline(tmp_path):
     assert not (out / "metrics.json").exists()  # --score-samples 0 skips scoring
 
 
+def test_an_example_run_is_continued_by_ganlib_train_resume(tmp_path):
+    fake_mnist(tmp_path / "data", count=60)
+    out = tmp_path / "run"
+    common = ("--data-dir", str(tmp_path / "data"), "--no-download", "--device", "cpu")
+    first = run_example(
+        *common,
+        *("--out", str(out), "--width", "2", "--latent-dim", "4", "--max-steps", "2"),
+        *("--score-samples", "0", "--eval-every", "0", "--checkpoint-every", "1"),
+    )
+    assert first.returncode == 0, first.stderr
+    config = read_config(out / "config.toml")
+    assert (config["arch"], config["width"], config["max_steps"]) == ("resnet", 2, 2)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ganlib", "train", "--resume", str(out), "--max-steps", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming at step 2" in resumed.stdout
+    assert "changed settings: max_steps 2 -> 4" in resumed.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 4
+    assert read_config(out / "config.toml")["max_steps"] == 4
+    # ...and by the example itself, from the folder.
+    again = run_example(*common, "--resume", str(out), "--max-steps", "5", "--score-samples", "0")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 5
+
+
 def test_conditional_run_draws_a_row_per_digit_and_reports_its_accuracy(tmp_path):
     fake_mnist(tmp_path / "data", count=60)
     out = tmp_path / "run"

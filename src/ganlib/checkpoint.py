@@ -21,21 +21,16 @@ import torch
 from .gan import GAN, build_gan
 from .runfolder import describe_os_error
 
-# (their home is ganlib.seeding; importable from here as in earlier releases)
-from .seeding import capture_rng_state, restore_rng_state
-
 __all__ = [
     "EMA_STATE_KEY",
     "FORMAT_KEY",
     "CheckpointError",
     "atomic_link",
     "atomic_save",
-    "capture_rng_state",
     "check_resumable",
     "load_checkpoint",
     "load_gan",
     "misfit",
-    "restore_rng_state",
     "tensor_checksum",
 ]
 
@@ -287,8 +282,8 @@ def load_gan(path: str | os.PathLike[str], *, ema: bool = False) -> GAN:
     config = payload.get("gan_config")
     if not isinstance(config, dict):
         raise CheckpointError(
-            f"checkpoint {str(path)!r} does not record a DCGAN configuration, nor any "
-            "registered architecture's (it was trained with custom networks); register the "
+            f"checkpoint {str(path)!r} does not record an architecture's configuration (it "
+            "was trained with custom networks or by another task); register the "
             "architecture (ganlib.gan.register_architecture) or rebuild the networks and load "
             "payload['generator'] yourself"
         )

@@ -62,8 +62,9 @@ def check_labels(labels: Any, num_classes: int | None, batch: int | None = None)
     if num_classes is None:
         if labels is not None:
             raise ValueError(
-                "`labels` given to an unconditional model; build it with "
-                "DCGAN(num_classes=K) to condition on classes"
+                "`labels` given to an unconditional model; build the pair with "
+                "num_classes=K (DCGAN(num_classes=K), ResNetGAN(num_classes=K)) to condition "
+                "on classes"
             )
         return None
     if labels is None:
@@ -187,7 +188,7 @@ class GAN(nn.Module):
         """
         check_int("n", n, 1)
         if self.num_classes is None:
-            raise ValueError("sample_labels needs a conditional model (DCGAN(num_classes=K))")
+            raise ValueError("sample_labels needs a conditional pair (built with num_classes=K)")
         return torch.randint(
             self.num_classes, (n,), device=self._device(device), generator=generator
         )
@@ -204,10 +205,6 @@ class GAN(nn.Module):
         if self.num_classes is None:
             return (z,)
         return z, self.sample_labels(n, z.device, generator)
-
-    def check_labels(self, labels: Any, batch: int | None = None) -> Tensor | None:
-        """``labels`` checked against this pair (see [`check_labels`][ganlib.gan.check_labels])."""
-        return check_labels(labels, self.num_classes, batch)
 
     def extra_repr(self) -> str:
         config = self.config if isinstance(self.config, dict) else {}

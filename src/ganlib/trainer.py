@@ -29,6 +29,7 @@ from .augment import Augment
 from .batching import Batch, BatchSource
 from .callbacks.base import Callback, CallbackList, note, raise_first
 from .callbacks.guard import check_finite
+from .callbacks.progress import ProgressBar
 from .device import resolve_device
 from .gan import GAN
 from .losses import Loss, LossName
@@ -187,8 +188,6 @@ class Trainer:
             self.runtime.place(network)
 
         callbacks = CallbackList.as_list(callbacks)
-        from .callbacks import ProgressBar  # (the callbacks import Trainer types)
-
         if progress and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.insert(0, ProgressBar())
         self.callbacks = CallbackList(callbacks, main_process=self.world.is_main)

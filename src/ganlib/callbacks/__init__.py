@@ -5,8 +5,6 @@ Callbacks run in the order given; checkpointing
 runs after all the others.
 """
 
-# Earlier releases exported the sampling helper here; its home is ganlib.sampling.
-from ..sampling import generate  # noqa: F401
 from .base import Callback, CallbackList, Network
 from .checkpoint import ModelCheckpoint
 from .classification import ClassificationError

@@ -22,7 +22,9 @@ class NonFiniteLossError(FloatingPointError):
 
 class NaNGuard(Callback):
     """Raises [`NonFiniteLossError`][ganlib.callbacks.NonFiniteLossError] at the first step whose
-    metrics are not finite.
+    metrics (of ``keys``) are not finite, in a ``Trainer(nan_guard=False)`` run: the Trainer
+    checks every metric itself by default, before any hook runs, so there this callback
+    does nothing (the check never runs twice).
 
     Checkpoints are not written for this error, so the last good one survives.
 
@@ -35,7 +37,8 @@ class NaNGuard(Callback):
 
     @override
     def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
-        check_finite(trainer, metrics, self.keys)
+        if not trainer.nan_guard:  # (with the guard on, the loop has checked every metric)
+            check_finite(trainer, metrics, self.keys)
 
 
 def check_finite(

@@ -2,12 +2,9 @@
 
 A new architecture is one file here (a [`ganlib.gan.GAN`][ganlib.GAN] subclass) plus one
 ``register_architecture`` line below; checkpoints then rebuild it by name.
-``check_labels`` (ganlib.gan) and ``recompute_batchnorm_stats`` (ganlib.sampling)
-stay importable from here for code written against earlier releases.
 """
 
-from ..gan import check_labels, register_architecture
-from ..sampling import recompute_batchnorm_stats
+from ..gan import register_architecture
 from .dcgan import DCGAN, Discriminator, Generator, LayerStep, size_plan, stage_widths
 from .layers import ConditionalBatchNorm2d, spectral_norm_
 from .resnet import ResNetDiscriminator, ResNetGAN, ResNetGenerator
@@ -24,8 +21,6 @@ __all__ = [
     "ResNetDiscriminator",
     "ResNetGAN",
     "ResNetGenerator",
-    "check_labels",
-    "recompute_batchnorm_stats",
     "size_plan",
     "spectral_norm_",
     "stage_widths",

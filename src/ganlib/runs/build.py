@@ -26,8 +26,10 @@ from ..callbacks import (
 )
 from ..data.common import DataNotFoundError
 from ..data.sources import RunData, load_run_data
+from ..device import resolve_device
 from ..gan import build_gan
 from ..losses import get_loss
+from ..runtime import fast_by_default
 from ..tasks import AdversarialTask, Task
 from ..trainer import Trainer
 from .folder import RunFolder
@@ -163,6 +165,14 @@ def build_adversarial(settings: RunSettings, data: RunData) -> Task:
 register_run_task("adversarial", RunTask(build_adversarial))
 
 
+def resolved_fast(settings: RunSettings) -> bool:
+    """``settings.fast``, or where it is ``None`` the device's default
+    ([`fast_by_default`][ganlib.runtime.fast_by_default])."""
+    if settings.fast is not None:
+        return settings.fast
+    return fast_by_default(resolve_device(settings.device))
+
+
 def build_trainer(
     settings: RunSettings,
     *,
@@ -199,7 +209,7 @@ def build_trainer(
         task,
         device=settings.device,
         precision=settings.precision,  # type: ignore[arg-type]
-        fast=settings.fast,
+        fast=resolved_fast(settings),
         max_epochs=settings.epochs,
         max_steps=settings.max_steps,
         seed=settings.seed,

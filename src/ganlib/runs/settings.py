@@ -141,7 +141,8 @@ class RunSettings:
         ema: Keep an EMA of G (grids and ``ganlib sample --ema`` use it).
         ema_decay: The EMA's decay.
         ema_warmup: Ramp the EMA's decay up early in training.
-        fast: The Trainer's fast path.
+        fast: The Trainer's fast path; ``None``: on where it is measured to keep quality
+            (CUDA, and CPUs with native bf16), off elsewhere. ``--no-fast``: plain fp32.
         precision: ``32``, ``bf16``, ``16``, or ``None`` (decided by ``fast``).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         seed: Seed of the initialisation, data order and latents.
@@ -202,7 +203,7 @@ class RunSettings:
     ema: bool = True
     ema_decay: float = _setting(0.999, FRACTION)
     ema_warmup: bool = True
-    fast: bool = False
+    fast: bool | None = None
     precision: str | None = _setting(
         None, Rule(choices=("32", "bf16", "16", "32-true", "bf16-mixed", "16-mixed"))
     )

@@ -27,7 +27,7 @@ from ..device import resolve_device
 from ..distributed import is_elastic_restart
 from ..runfolder import refuse_clobbering
 from ..trainer import Trainer, TrainerState
-from .build import build_trainer
+from .build import build_trainer, resolved_fast
 from .config import read_config, save_json, write_config
 from .folder import RunFolder
 from .settings import RunSettings, flag_name
@@ -184,6 +184,7 @@ def train(
     """
     settings.validate()
     resolve_device(settings.device)  # (a missing GPU is named before any data is read)
+    settings.fast = resolved_fast(settings)  # (config.toml says what ran)
     folder = RunFolder(Path(settings.out))
     if folder.path.exists() and not folder.path.is_dir():
         raise ValueError(f"--out must be a folder, got {settings.out!r}, which is a file")
