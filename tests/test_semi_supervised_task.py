@@ -401,12 +401,15 @@ def test_sample_grids_draw_the_generator_and_leave_it_untouched(tmp_path):
         assert (tmp_path / folder / "generated_step_0000004.png").is_file()
 
 
-def test_fast_path_trains_in_bf16_where_native():
+def test_the_fast_path_trains_in_float32_and_bf16_is_refused():
     task = make_task()
-    trainer = train(task, 3, fast=True)
-    assert trainer.runtime.fused_optimizers
+    trainer = train(task, 3, fast=True, precision="32")
+    assert trainer.runtime.fused_optimizers and trainer.precision == "32"
     assert all(math.isfinite(v) for v in trainer.state.metrics.values())
     assert task.optimizers["d_optimizer"].defaults["eps"] == 1e-4  # the reference's Adam
+    for precision in ("bf16", "16"):
+        with pytest.raises(ValueError, match=r"trains in float32: bf16 autocast measured to break"):
+            Trainer(make_task(), precision=precision, device="cpu", progress=False)
 
 
 def test_adam_settings_are_merged_over_the_reference():
