@@ -7,6 +7,7 @@ runs after all the others.
 
 from .base import Callback, CallbackList, Network
 from .checkpoint import ModelCheckpoint
+from .classification import ClassificationError
 from .early_stopping import EarlyStopping
 from .ema import EMA
 from .evaluation import Evaluation
@@ -21,6 +22,7 @@ __all__ = [
     "EMA",
     "Callback",
     "CallbackList",
+    "ClassificationError",
     "EarlyStopping",
     "Evaluation",
     "LossCurve",

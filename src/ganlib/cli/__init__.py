@@ -1,5 +1,5 @@
 """The ``ganlib`` command: ``ganlib train DATA --out runs/NAME``, ``ganlib sample RUN``,
-``ganlib fid A B``.
+``ganlib fid A B``, ``ganlib classify RUN IMAGES...``.
 
 Every error ends the command with one line on stderr and exit code 2; Ctrl-C and
 SIGTERM end a training run at a step boundary, saved, with exit code 130 / 143.
@@ -31,6 +31,7 @@ COMMANDS = {
     "train": "train a GAN on a folder of images, mnist, fashion-mnist or stacked-mnist",
     "sample": "save a grid (or files) of images from a trained checkpoint",
     "fid": "Fréchet distance (and KID) between two image sets",
+    "classify": "classify images with a semi-supervised run's classifier",
 }
 
 

@@ -7,6 +7,7 @@ definition: ``ganlib train``'s flags, ``config.toml``'s keys, presets and checks
 ``ganlib train``, ``examples/mnist.py`` and the benchmarks all go through it.
 """
 
+from . import semi_supervised  # noqa: F401  (registers --task semi-supervised)
 from .build import (
     RunTask,
     build_adversarial,

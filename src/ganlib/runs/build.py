@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -46,8 +46,16 @@ __all__ = [
 ]
 
 
-def callbacks_for(settings: RunSettings) -> list[Callback]:
-    """The run folder's writers: grids, metrics, loss curve, EMA, evaluation, checkpoints."""
+def callbacks_for(
+    settings: RunSettings, monitor: tuple[str, Literal["min", "max"]] | None = None
+) -> list[Callback]:
+    """The run folder's writers: grids, metrics, loss curve, EMA, evaluation, checkpoints.
+
+    Args:
+        settings: The run's settings.
+        monitor: The score ``best.ckpt`` follows and which way is better (a run task's);
+            ``None``: the FD of the run's evaluation, where it has one.
+    """
     out = Path(settings.out)
     grid_epochs = None if settings.grid_every else 1
     shown = {k: v for k, v in settings.as_dict().items() if v is not None}
@@ -73,7 +81,9 @@ def callbacks_for(settings: RunSettings) -> list[Callback]:
             RunFolder(out).checkpoints,
             every_n_steps=settings.checkpoint_every,
             keep_last=settings.keep_checkpoints,
-            monitor="fd" if evaluation is not None else None,  # best.ckpt: the best FD's step
+            # best.ckpt: the best step by the run task's score, else by FD
+            monitor=monitor[0] if monitor else "fd" if evaluation is not None else None,
+            mode=monitor[1] if monitor else "min",
         ),
     ]
 
@@ -86,10 +96,13 @@ class RunTask:
         build: ``(settings, data) -> Task``; ``settings`` has ``image_size`` and
             ``channels`` resolved, ``data`` is the run's (its classes, its images).
         callbacks: ``(settings, task) -> callbacks`` the task adds to the run folder's.
+        monitor: The score one of those callbacks logs that ``best.ckpt`` follows, and
+            which way is better (``("error_avg", "min")``); ``None``: the FD evaluation's.
     """
 
     build: Callable[[RunSettings, RunData], Task]
     callbacks: Callable[[RunSettings, Task], list[Callback]] = lambda settings, task: []
+    monitor: tuple[str, Literal["min", "max"]] | None = None
 
 
 _RUN_TASKS: dict[str, RunTask] = {}
@@ -200,7 +213,11 @@ def build_trainer(
         max_epochs=settings.epochs,
         max_steps=settings.max_steps,
         seed=settings.seed,
-        callbacks=[*callbacks_for(settings), *run_task.callbacks(settings, task), *extra_callbacks],
+        callbacks=[
+            *callbacks_for(settings, run_task.monitor),
+            *run_task.callbacks(settings, task),
+            *extra_callbacks,
+        ],
         overwrite=overwrite,
         **trainer_args,
     )

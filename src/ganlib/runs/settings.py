@@ -163,6 +163,15 @@ class RunSettings:
             otherwise), ``mnist``, ``none``, or a weights file of the MNIST classifier's
             architecture trained on the data (a Fashion-MNIST one, say).
         early_stop: Stop after this many evaluations without a better FD (``None``: never).
+        labels: A semi-supervised run (``--task semi-supervised``): how many training
+            images keep their labels, balanced per class (a multiple of the classes).
+        label_seed: Seed of the labelled choice (``None``: ``seed``).
+        unlabelled_weight: A semi-supervised run's weight of the unsupervised loss in D's
+            loss; 0 trains the supervised-only baseline (D on the labels alone).
+        generator_loss: A semi-supervised run's generator loss: ``feature-matching`` or
+            ``gan``.
+        average_decay: Decay of a semi-supervised run's averaged discriminator (the
+            classifier it reports).
     """
 
     data: str
@@ -213,6 +222,11 @@ class RunSettings:
     eval_samples: int = _setting(2000, Rule(low=2, high=MAX_SAMPLES))
     eval_features: str = "auto"
     early_stop: int | None = _setting(None, POSITIVE)
+    labels: int | None = _setting(None, POSITIVE)
+    label_seed: int | None = _setting(None, Rule(low=0, high=2**63 - 1))
+    unlabelled_weight: float = _setting(1.0, Rule(low=0.0))
+    generator_loss: str = _setting("feature-matching", Rule(choices=("feature-matching", "gan")))
+    average_decay: float = _setting(0.9999, FRACTION)
 
     # ------------------------------------------------------------ checks
 

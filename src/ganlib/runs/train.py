@@ -207,8 +207,8 @@ def _check_resume(settings: RunSettings, folder: RunFolder, data: RunData) -> No
             the one given.
     """
     stored = RunSettings.from_dict(read_config(folder.config), str(folder.config))
-    if stored.image_size and stored.channels:
-        stored.choose_network()
+    if stored.image_size and stored.channels and stored.task == "adversarial":
+        stored.choose_network()  # (a GAN pair's network; other run tasks choose none)
     changes = []
     for name in RunSettings.names():
         old, new = getattr(stored, name), getattr(settings, name)
