@@ -1,10 +1,25 @@
 """What is trained: the [`Task`][ganlib.tasks.Task] contract and the built-in tasks.
 
 ``Trainer(task)`` trains any task; ``Trainer(gan, loss=...)`` builds the
-[`AdversarialTask`][ganlib.tasks.AdversarialTask] of a GAN pair.
+[`AdversarialTask`][ganlib.tasks.AdversarialTask] of a GAN pair. Translation:
+[`Pix2PixTask`][ganlib.tasks.Pix2PixTask] (paired) and
+[`CycleGANTask`][ganlib.tasks.CycleGANTask] (unpaired).
 """
 
 from .adversarial import AdversarialTask
 from .base import GridInputs, Task, TaskContext
+from .cyclegan import CycleGANTask
+from .pix2pix import LinearDecay, Pix2PixTask, TranslationTask
+from .pool import ImagePool
 
-__all__ = ["AdversarialTask", "GridInputs", "Task", "TaskContext"]
+__all__ = [
+    "AdversarialTask",
+    "CycleGANTask",
+    "GridInputs",
+    "ImagePool",
+    "LinearDecay",
+    "Pix2PixTask",
+    "Task",
+    "TaskContext",
+    "TranslationTask",
+]
