@@ -129,7 +129,8 @@ def score(task: TranslationTask, test: Mapping[str, Any], data_dir: str) -> dict
     """The issue's scores on the 10,000 test images (eval mode)."""
     test_digits = digits_28(test["targets"])
     evaluator = MNISTEvaluator(test_digits)
-    floor = evaluator.floor(load_mnist(data_dir, "train", download=False)[0]).fd
+    train_digits = load_mnist(data_dir, "train", download=False)[0]
+    floor = evaluator.floor(train_digits, num_samples=min(10_000, len(test_digits))).fd
     outputs = task.translate(test["inputs"], test["direction"])
     scores = evaluator.score(digits_28(outputs), requested=test["labels"])
     untranslated = evaluator.score(digits_28(test["inputs"]), requested=test["labels"])
@@ -141,6 +142,7 @@ def score(task: TranslationTask, test: Mapping[str, Any], data_dir: str) -> dict
         "classes_covered": scores.classes_covered,
         "untranslated_accuracy": untranslated.conditional_accuracy,
         "test_images": len(outputs),
+        "untranslated_fd": untranslated.fd,
     }
     if isinstance(task, Pix2PixTask):
         error = outputs - test["targets"]
@@ -167,6 +169,8 @@ def main() -> None:
     parser.add_argument("--discriminator-width", type=int)
     parser.add_argument("--blocks", type=int, help="cyclegan: residual blocks per generator")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-images", type=int, help="train on the first N pairs only")
+    parser.add_argument("--test-images", type=int, default=10_000, help="score on N test images")
     parser.add_argument(
         "--no-fast", action="store_true", help="train in fp32 without the fast path"
     )
@@ -180,6 +184,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     task, pairs, test = build(args)
+    pairs = (pairs[0][: args.train_images], pairs[1][: args.train_images])
+    test = {k: v[: args.test_images] if isinstance(v, Tensor) else v for k, v in test.items()}
     out: Path = args.out
     shown = slice(0, 10)
     every = max(1, args.steps // 8)

@@ -10,6 +10,7 @@ Run as a script, this file is the torchrun worker of
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import subprocess
@@ -428,6 +429,31 @@ def test_torchrun_trains_both_tasks_on_two_processes(tmp_path):
             ]
             assert_same(weights[0], weights[1], f"{kind}.{name}.")
         assert (tmp_path / kind / "last.ckpt").exists()  # rank 0 wrote it
+
+
+# ------------------------------------------------------------------------ the study
+
+
+@pytest.mark.parametrize("task", ["pix2pix", "cyclegan"])
+def test_the_study_trains_and_scores_each_task(task, mnist_root, tmp_path):
+    command = [
+        sys.executable,
+        str(Path(__file__).parents[1] / "benchmarks" / "translation_study.py"),
+    ]
+    command += [task, "--data-dir", str(mnist_root), "--out", str(tmp_path), "--steps", "2"]
+    command += ["--width", "2", "--discriminator-width", "2", "--blocks", "1", "--batch-size", "4"]
+    command += ["--train-images", "16", "--test-images", "40"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "scores.json").read_text())
+    scores = report["scores"]
+    assert scores["test_images"] == 40 and 0 <= scores["accuracy"] <= 1
+    assert scores["fd"] > 0 and scores["fd_floor"] > 0
+    expected = {"l1", "psnr_db"} if task == "pix2pix" else {"cycle_l1_a", "cycle_l1_b"}
+    assert expected <= set(scores)
+    assert report["train_minutes_cpu"] > 0 and report["runtime"].startswith("runtime: device cpu")
+    for name in ("grid.png", "metrics.csv", "report.html", "loss_curve.png"):
+        assert (tmp_path / name).exists(), name
 
 
 def _worker(out: Path) -> None:
