@@ -18,6 +18,7 @@ compiled as the run says), the grids (inputs beside their translations) and
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
@@ -140,8 +141,9 @@ class TranslationTask(Task):
     image_size: int | None
     lr_schedule: LinearDecay | None
 
+    @abc.abstractmethod
     def _build_optimizers(self) -> None:
-        raise NotImplementedError
+        """Build the task's optimizers (called by `setup`)."""
 
     def setup(self, context: TaskContext) -> None:
         """Build the optimizers (their base rates kept for the schedule) and the calls."""
@@ -151,13 +153,12 @@ class TranslationTask(Task):
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
         self._rebase = False
+        self._wrapped = {name: context.wrap(net) for name, net in self.networks.items()}
         self._build_calls(context.runtime.compile)
 
     def _build_calls(self, compile: bool) -> None:
         """``calls``: each network for its own update (DDP-wrapped once, compiled if asked);
         ``reads``: each network where another's loss reads it (never DDP-wrapped)."""
-        if not hasattr(self, "_wrapped"):
-            self._wrapped = {name: self.context.wrap(net) for name, net in self.networks.items()}
         self.calls: dict[str, Any] = {}
         self.reads: dict[str, Any] = {}
         for name, net in self.networks.items():
