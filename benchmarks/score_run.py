@@ -31,7 +31,7 @@ from ganlib.checkpoint import CheckpointError, load_checkpoint, load_gan
 from ganlib.data import DataNotFoundError
 from ganlib.data.sources import load_run_data
 from ganlib.metrics import MNISTEvaluator, load_mnist_classifier, quality_report
-from ganlib.runs import read_config
+from ganlib.runs import RunFolder, read_config
 
 SCORED_BY = "benchmarks/score_run.py"
 DATASETS = ("mnist", "fashion-mnist")
@@ -39,18 +39,12 @@ DATASETS = ("mnist", "fashion-mnist")
 
 def find_checkpoint(run: Path) -> Path:
     """The checkpoint a run folder ends with, or ``run`` itself when it is a file."""
-    if run.is_file():
-        return run
-    for candidate in (run / "checkpoints" / "last.ckpt", run / "last.ckpt"):
-        if candidate.is_file():
-            return candidate
-    raise CheckpointError(f"{str(run)!r} is neither a checkpoint nor a run folder with one")
+    return RunFolder.of(run).checkpoint(run)
 
 
 def run_folder(checkpoint: Path) -> Path:
     """The run folder a checkpoint belongs to (``RUN/checkpoints/x.ckpt`` -> ``RUN``)."""
-    parent = checkpoint.parent
-    return parent.parent if parent.name == "checkpoints" else parent
+    return RunFolder.of(checkpoint).path
 
 
 def check_dataset(folder: Path, dataset: str) -> None:
@@ -65,11 +59,11 @@ def check_dataset(folder: Path, dataset: str) -> None:
 
 
 def score(args: argparse.Namespace) -> dict[str, Any]:
+    if args.weights is None and args.dataset != "mnist":
+        raise ValueError(f"--weights is required for {args.dataset} (ganlib ships MNIST's only)")
     checkpoint = find_checkpoint(args.run)
     folder = run_folder(checkpoint)
     check_dataset(folder, args.dataset)
-    if args.weights is None and args.dataset != "mnist":
-        raise ValueError(f"--weights is required for {args.dataset} (ganlib ships MNIST's only)")
     # Read everything that can fail before the slow part.
     state = load_checkpoint(checkpoint).get("state", {})
     gan = load_gan(checkpoint)
@@ -159,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        out = args.json or run_folder(find_checkpoint(args.run)) / "metrics.json"
+        out = args.json or RunFolder.of(args.run).path / "metrics.json"
         if out.is_file() and not args.overwrite:
             previous = json.loads(out.read_text())
             if previous.get("scored_by") != SCORED_BY:

@@ -52,10 +52,14 @@ def test_folder_errors_are_clear(tmp_path):
     with pytest.raises(DataNotFoundError, match=r"holds no images \(looked for .bmp"):
         load_image_folder(tmp_path, 16)
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(ValueError, match=r"cannot read image .*broken.png"):
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"holds no readable images: none of its 1 image files can be read "
+        r"\(the first: cannot read image .*broken.png: cannot identify image file\)",
+    ):
         load_image_folder(tmp_path, 16)
     write_images(tmp_path / "ok", [(8, 8)])
-    with pytest.raises(ValueError, match=r"`channels` must be one of \[1, 3, 4\], got 2"):
+    with pytest.raises(ValueError, match=r"`channels` must be one of \[1, 3, 4\] or None, got 2"):
         ImageFolder(tmp_path / "ok", 8, channels=2)
     with pytest.raises(ValueError, match="`image_size` must be >= 1, got 0"):
         ImageFolder(tmp_path / "ok", 0)

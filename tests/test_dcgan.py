@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -317,4 +318,100 @@ def test_spectral_norm_dcgan_trains_and_comes_back_from_a_checkpoint(tmp_path):
     loaded = load_gan(tmp_path / "sn.ckpt")
     assert loaded.config["spectral_norm"] is True
     for a, b in zip(loaded.state_dict().values(), gan.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+# ------------------------------------------------ input shapes and the size bound (issue 31)
+
+
+@pytest.mark.parametrize(
+    ("shape", "got"),
+    [
+        ((4, 1, 16, 16), r"\(4, 1, 16, 16\)"),  # a 16x16 image gave 4 logits per image
+        ((4, 3, 12, 12), r"\(4, 3, 12, 12\)"),
+        ((4, 1, 12, 13), r"\(4, 1, 12, 13\)"),
+        ((1, 12, 12), r"\(1, 12, 12\)"),
+    ],
+)
+def test_the_discriminator_refuses_images_of_another_shape(shape, got):
+    gan = DCGAN(image_size=12, latent_dim=8, width=4, num_classes=3)
+    rule = r"discriminator `images` must be shaped \(B, 1, 12, 12\) \(the pair's channels and "
+    with pytest.raises(ValueError, match=rule + r"image size\), got " + got):
+        gan.discriminator(torch.zeros(shape), torch.zeros(shape[0], dtype=torch.long))
+    unconditional = DCGAN(image_size=12, latent_dim=8, width=4, spectral_norm=True)
+    with pytest.raises(ValueError, match=rule):
+        unconditional.discriminator(torch.zeros(shape))
+
+
+def test_the_discriminators_check_reads_no_values_and_compiles_without_a_graph_break():
+    gan = DCGAN(image_size=12, latent_dim=8, width=4)
+    # On the meta device a tensor has no values: the check reads shapes only (no device sync).
+    meta = copy.deepcopy(gan.discriminator).to("meta")
+    assert meta(torch.empty(5, 1, 12, 12, device="meta")).shape == (5,)
+    with pytest.raises(ValueError, match=r"got \(5, 1, 14, 14\)"):
+        meta(torch.empty(5, 1, 14, 14, device="meta"))
+    # fullgraph: the check becomes shape guards, not a break in the graph.
+    torch._dynamo.reset()
+    compiled = torch.compile(gan.discriminator.eval(), fullgraph=True, backend="eager")
+    for batch in (4, 6):
+        images = torch.rand(batch, 1, 12, 12) * 2 - 1
+        torch.testing.assert_close(compiled(images), gan.discriminator(images))
+    # Compiled as the Trainer compiles (graph breaks allowed), a wrong shape is refused alike.
+    plain = torch.compile(gan.discriminator, backend="eager")
+    with pytest.raises(ValueError, match=r"must be shaped \(B, 1, 12, 12\) .*got \(2, 1, 16, 16\)"):
+        plain(torch.rand(2, 1, 16, 16))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"image_size": 4096},
+            r"DCGAN\(image_size=4096, channels=1, latent_dim=100, width=128, max_width=None, "
+            r"bias=True\) would have 91,732,315,138 parameters, over the bound of "
+            r"2,000,000,000 \(ganlib.models.layers.MAX_PARAMETERS\): lower `width`, cap it "
+            r"with `max_width`, or lower `image_size`",
+        ),
+        ({"width": 10**6}, r"width=1000000, .* would have [\d,]+ parameters, over the bound"),
+        (
+            {"image_size": 65536, "width": 1, "max_width": 1},
+            r"DCGAN\(image_size=65536, .*\) would hold [\d,]+ activations for one image "
+            r"through its generator and discriminator, over the bound of 1,073,741,824 "
+            r"\(ganlib.models.layers.MAX_ACTIVATIONS\): lower `image_size` or `width`",
+        ),
+    ],
+)
+def test_a_pair_too_large_to_train_is_refused_before_it_is_allocated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DCGAN(**kwargs)
+
+
+def test_the_bound_counts_the_networks_it_builds_and_draws_nothing(monkeypatch):
+    from ganlib.models import dcgan as dcgan_module
+    from ganlib.models import layers
+
+    gan = DCGAN(image_size=12, latent_dim=8, width=4, num_classes=3)
+    parameters = _count(gan)
+    outputs = []
+    leaves = [m for m in gan.modules() if not any(m.children())]
+    for leaf in leaves:
+        leaf.register_forward_hook(lambda module, args, out: outputs.append(out.numel()))
+    labels = torch.tensor([1])
+    with torch.no_grad():
+        gan.discriminator(gan.generator(torch.zeros(1, 8), labels), labels)
+    monkeypatch.setattr(layers, "MAX_PARAMETERS", parameters - 1)
+    with pytest.raises(ValueError, match=f"would have {parameters:,} parameters"):
+        DCGAN(image_size=12, latent_dim=8, width=4, num_classes=3)
+    monkeypatch.setattr(layers, "MAX_PARAMETERS", parameters)
+    monkeypatch.setattr(layers, "MAX_ACTIVATIONS", sum(outputs) - 1)
+    with pytest.raises(ValueError, match=f"would hold {sum(outputs):,} activations"):
+        DCGAN(image_size=12, latent_dim=8, width=4, num_classes=3)
+    monkeypatch.undo()
+    # The count builds on the meta device: the same seed gives the same weights as without it.
+    torch.manual_seed(0)
+    checked = DCGAN(image_size=12, latent_dim=8, width=4, init=None)
+    monkeypatch.setattr(dcgan_module, "check_network_size", lambda *args: None)
+    torch.manual_seed(0)
+    unchecked = DCGAN(image_size=12, latent_dim=8, width=4, init=None)
+    for a, b in zip(checked.state_dict().values(), unchecked.state_dict().values(), strict=True):
         assert torch.equal(a, b)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-import ganlib.runs
+import ganlib.runs.build
 from ganlib import DCGAN, Trainer
 from ganlib.callbacks import (
     EMA,
@@ -202,7 +202,7 @@ def test_a_conditional_generator_is_scored_on_every_class_equally_often():
     ev = evaluation(num_samples=12, batch_size=5, use_ema=False)
     trainer = Trainer(gan, max_steps=1, seed=0, device="cpu", progress=False, callbacks=[ev])
     ev.on_fit_start(trainer)
-    trainer.generator = Recording(trainer.generator)
+    trainer.gan.generator = Recording(trainer.gan.generator)
     assert math.isfinite(ev.evaluate(trainer)["fd"])
     assert torch.cat(seen).tolist() == [0, 1, 2] * 4
 
@@ -504,7 +504,7 @@ def test_mnist_runs_evaluate_by_default_and_keep_the_best_fd(tmp_path, ganlib_re
             raise DataNotFoundError("no test split here")
         return load_run_data(data, split=split, **kwargs)
 
-    monkeypatch.setattr(ganlib.runs, "load_run_data", without_test)
+    monkeypatch.setattr(ganlib.runs.build, "load_run_data", without_test)
     (ev,) = [c for c in callbacks_for(mnist_settings(tmp_path)) if isinstance(c, Evaluation)]
     assert torch.equal(ev._reference, load_mnist(tmp_path, "train", download=False)[0])
     assert "no mnist test split" in ganlib_records.text

@@ -248,3 +248,26 @@ def test_inception_features_from_supplied_weights(tmp_path):
         InceptionFeatures(tmp_path / "missing.pth")
     with pytest.raises(ValueError, match=r"images must be \(B, 1 or 3, H, W\)"):
         features(torch.rand(2, 2, 28, 28))
+
+
+def test_the_evaluator_refuses_images_in_0_1_as_the_changelog_says():
+    evaluator = MNISTEvaluator(torch.rand(50, 1, 28, 28) * 2 - 1, MNISTClassifier())
+    rule = r"MNIST images must lie in \[-1, 1\] \(background near -1\), got values in "
+    advice = r"; for \[0, 1\] images use x \* 2 - 1"
+    zero_one = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=rule + r"\[[\d.e-]+, 1\]" + advice):
+        evaluator.score(zero_one)
+    ones = torch.ones(4, 1, 28, 28)  # ToTensor of an all-white image
+    with pytest.raises(ValueError, match=rule + r"\[1, 1\]" + advice):
+        evaluator.score(ones)
+    # From a generator too: a Sigmoid output (or ToTensor digits) is refused, not scored.
+    sigmoid = nn.Sequential(nn.Linear(8, 784), nn.Sigmoid(), nn.Unflatten(1, (1, 28, 28)))
+    with pytest.raises(ValueError, match=rule + r"\[[\d.e-]+, [\d.e-]+\]" + advice):
+        evaluator.score_generator(sigmoid, 30, 8, seed=0)
+    # The same images in [-1, 1] are scored, and so are an untrained generator's near-zero
+    # images (eval-mode BatchNorm at its initial statistics: values within 1e-4 of 0).
+    assert evaluator.score(zero_one * 2 - 1).num_samples == 40
+    assert evaluator.score(zero_one * 1e-4).num_samples == 40
+    assert evaluator.score(torch.zeros(4, 1, 28, 28)).num_samples == 4
+    tanh = nn.Sequential(nn.Linear(8, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+    assert evaluator.score_generator(tanh, 30, 8, seed=0).num_samples == 30

@@ -450,7 +450,9 @@ def test_ganlib_sample_errors_name_the_flag(tmp_path):
     one_line_error(run(*cli, ckpt, "--num", "10000000"), "--num", "must be at most 10,000")
     one_line_error(run(*cli, ckpt, "--out", str(tmp_path)), "--out", "is a folder")
     one_line_error(run(*cli, ckpt, "--seed", "-1"), "--seed", "must be >= 0")
-    one_line_error(run(*cli, str(tmp_path)), "is a folder, not a file")
+    one_line_error(
+        run(*cli, str(tmp_path)), "has no checkpoint yet: it has no checkpoints/last.ckpt"
+    )
     result = run(*cli, ckpt, "--num", "4", "--out", str(tmp_path / "grid"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "grid.png").is_file()
@@ -464,7 +466,7 @@ EXAMPLE = str(REPO_ROOT / "examples" / "mnist.py")
 def example_args(data: Path, out: Path) -> list[str]:
     return [
         *("--data-dir", str(data), "--out", str(out), "--device", "cpu", "--no-download"),
-        *("--width", "4", "--latent-dim", "8", "--batch-size", "20", "--eval-samples", "0"),
+        *("--width", "4", "--latent-dim", "8", "--batch-size", "20", "--score-samples", "0"),
     ]
 
 
@@ -495,7 +497,7 @@ def test_the_example_never_clobbers_an_earlier_run(fake_data, tmp_path):
 
 
 def test_the_example_checks_its_flags_before_training(fake_data, tmp_path):
-    one_line_error(example(fake_data, tmp_path / "a", "--eval-samples", "1"), "--eval-samples")
+    one_line_error(example(fake_data, tmp_path / "a", "--score-samples", "1"), "--score-samples")
     one_line_error(example(fake_data, tmp_path / "b", "--seed", "-1"), "--seed", ">= 0")
     (tmp_path / "file").write_text("x")
     one_line_error(example(fake_data, tmp_path / "file"), "--out", "is a file")

@@ -27,7 +27,7 @@ from torch import Tensor
 from ganlib import DCGAN, RunFolderError, Trainer
 from ganlib.callbacks import Callback, ModelCheckpoint, RunReport, SampleGrid
 from ganlib.callbacks.history import MetricHistory
-from ganlib.losses import BCELoss, ReportsMetrics
+from ganlib.losses import BCELoss
 
 SETTINGS = {"lr": 0.0002, "loss": "bce", "note": "<b>not a tag</b>"}
 
@@ -229,7 +229,7 @@ def test_the_report_in_a_real_browser(request):
     assert elapsed < 20, f"the browser part took {elapsed:.1f} s"
 
 
-class ReportingBCE(BCELoss, ReportsMetrics):
+class ReportingBCE(BCELoss):
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         self.report("real_logit", real_logits.mean())
         return super().discriminator_loss(real_logits, fake_logits)

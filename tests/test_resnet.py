@@ -288,3 +288,39 @@ def test_one_row_or_column_weights_are_divided_by_their_norm_and_compile():
         real, fake = compiled(torch.randn(3, 1, 4, 4)), compiled(torch.randn(3, 1, 4, 4))
         (real.sum() - fake.sum()).backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"image_size": 4096},
+            r"ResNetGAN\(image_size=4096, channels=1, latent_dim=128, width=64, max_width=None, "
+            r"depth=1\) would have [\d,]+ parameters, over the bound of 2,000,000,000 "
+            r"\(ganlib.models.layers.MAX_PARAMETERS\)",
+        ),
+        ({"width": 10**5}, r"width=100000, .* would have [\d,]+ parameters, over the bound"),
+        (
+            {"image_size": 16384, "width": 4, "max_width": 4},
+            r"ResNetGAN\(image_size=16384, .*\) would hold [\d,]+ activations for one image",
+        ),
+    ],
+)
+def test_a_pair_too_large_to_train_is_refused_before_it_is_allocated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ResNetGAN(**kwargs)
+
+
+def test_the_bound_counts_the_parameters_it_builds(monkeypatch):
+    from ganlib.models import layers
+
+    parameters = sum(
+        p.numel() for p in ResNetGAN(image_size=12, width=4, num_classes=2).parameters()
+    )
+    monkeypatch.setattr(layers, "MAX_PARAMETERS", parameters - 1)
+    with pytest.raises(ValueError, match=f"would have {parameters:,} parameters"):
+        ResNetGAN(image_size=12, width=4, num_classes=2)
+    monkeypatch.setattr(layers, "MAX_PARAMETERS", parameters)
+    assert sum(
+        p.numel() for p in ResNetGAN(image_size=12, width=4, num_classes=2).parameters()
+    ) == (parameters)

@@ -83,10 +83,6 @@ NOT_IN_THE_API_PAGE = {
     "ganlib.callbacks.CallbackList": "the Trainer's ordered container; users pass a plain list",
     "ganlib.callbacks.Network": "a type alias of 'generator' | 'discriminator', seen in signatures",
     "ganlib.losses.LossName": "a type alias of the loss names, listed under get_loss",
-    "ganlib.losses.score_of": "the step's accessor for a loss's optional `score`",
-    "ganlib.losses.penalty_of": "the step's accessor for a loss's optional `penalty`",
-    "ganlib.losses.reported_metrics": "the step's accessor for what a loss reported",
-    "ganlib.losses.wants_real_logits": "the step's check for a relativistic generator loss",
 }
 MODULES = ["ganlib", "ganlib.callbacks", "ganlib.metrics", "ganlib.data", "ganlib.losses"]
 

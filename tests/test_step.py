@@ -14,7 +14,7 @@ from torch import Tensor
 from ganlib import DCGAN, Trainer, TrainerState
 from ganlib.callbacks import LossCurve, MetricsLogger
 from ganlib.callbacks.progress import format_metrics
-from ganlib.losses import BCELoss, ReportsMetrics, get_loss
+from ganlib.losses import BCELoss, Loss, R1Penalty
 from ganlib.runtime import COMPILE_PAYBACK_STEPS, CompiledOrEager, Runtime, steps_left
 from ganlib.step import METRIC_NAMES, AdversarialStep
 
@@ -70,7 +70,7 @@ def test_step_equals_the_trainers_first_step():
         assert torch.equal(a, b)
 
 
-class ReportingBCE(BCELoss, ReportsMetrics):
+class ReportingBCE(BCELoss):
     """BCE that logs the mean real logit, as a penalised loss would log its penalty."""
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -102,20 +102,25 @@ def test_a_loss_reports_its_own_metric_into_the_logs(tmp_path):
 
 
 def test_r1_passes_on_what_the_inner_loss_reports():
-    loss = get_loss("bce", r1_gamma=1.0)
-    inner = ReportingBCE()
-    loss.loss = inner  # type: ignore[attr-defined]
-    metrics = make_step(tiny_gan(), loss=loss)(real_batch())
+    metrics = make_step(tiny_gan(), loss=R1Penalty(ReportingBCE(), 1.0))(real_batch())
     assert "real_logit" in metrics
 
 
-class RelativisticAverage(BCELoss):
+class RelativisticAverage(Loss):
     """RaGAN (Jolicoeur-Martineau 2018): G's loss reads D's logits on real images too."""
+
+    reads_real_logits = True
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, ...]] = []
 
-    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor) -> Tensor:
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        real_rel = real_logits - fake_logits.mean()
+        fake_rel = fake_logits - real_logits.mean()
+        return F.softplus(-real_rel).mean() + F.softplus(fake_rel).mean()
+
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        assert real_logits is not None  # declared: the step always passes them
         self.seen.append(tuple(real_logits.shape))
         real_rel = real_logits - fake_logits.mean()
         fake_rel = fake_logits - real_logits.mean()

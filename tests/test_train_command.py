@@ -174,7 +174,7 @@ def test_spectral_norm_r1_and_diffaugment_are_settings(shapes, tmp_path, capsys)
 
 def test_a_runs_adam_takes_its_settings_and_the_fast_paths_kernel(shapes, tmp_path):
     base = dict(data=str(shapes), out=str(tmp_path / "r"), image_size=12, channels=1, width=8)
-    plain = build_trainer(RunSettings(**base, lr_g=1e-4, beta1=0.0, device="cpu"))
+    plain = build_trainer(RunSettings(**base, lr_g=1e-4, beta1=0.0, device="cpu", fast=False))
     assert plain.g_optimizer.defaults["lr"] == 1e-4 and plain.d_optimizer.defaults["lr"] == 2e-4
     assert plain.g_optimizer.defaults["betas"] == (0.0, 0.999)
     assert not plain.g_optimizer.defaults["fused"]
@@ -208,7 +208,7 @@ def test_a_chosen_network_is_recorded_and_a_config_is_type_checked(shapes, tmp_p
     assert main([*args, *TINY[2:]]) == 0  # grayscale, 21 px, no --arch or --width
     config = read_config(run / "config.toml")
     assert config["arch"] == "resnet" and config["width"] == DEFAULT_WIDTHS["resnet"]
-    with pytest.raises(ValueError, match=r"cfg: `width` must be int, got '8'"):
+    with pytest.raises(ValueError, match=r"`width` must be int, got '8' \(in cfg\)"):
         RunSettings.from_dict({"data": "mnist", "width": "8"}, "cfg")
-    with pytest.raises(ValueError, match=r"cfg: `max_steps` must be int, got True"):
+    with pytest.raises(ValueError, match=r"`max_steps` must be int, got True \(in cfg\)"):
         RunSettings.from_dict({"data": "mnist", "max_steps": True}, "cfg")

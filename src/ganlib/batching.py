@@ -55,6 +55,9 @@ class BatchSource:
         num_workers: Loader worker processes for datasets.
         seed: The run's seed; each epoch's order derives from it.
         device: Where batches are delivered.
+        dtype: The floating dtype images are delivered in (the networks' own: the Trainer
+            passes its discriminator's); floating images of another dtype (numpy's float64,
+            fp16, bf16) are cast to it, integer images are left for the data checks.
         preload: Move tensor data to ``device`` once and gather batches there
             (the order is the same as without it).
         rank: This process's rank when training in several processes.
@@ -64,7 +67,7 @@ class BatchSource:
             batches); a DataLoader's own sampler is replaced by that split.
 
     Raises:
-        TypeError: For data of another kind.
+        TypeError: For data of another kind, or a ``dtype`` that is not floating point.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class BatchSource:
         num_workers: int,
         seed: int,
         device: torch.device,
+        dtype: torch.dtype = torch.float32,
         preload: bool = False,
         rank: int = 0,
         world_size: int = 1,
@@ -85,6 +89,9 @@ class BatchSource:
         self.rank = rank
         self.world_size = world_size
         self.device = device
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"`dtype` must be a floating-point torch.dtype, got {dtype!r}")
+        self.dtype = dtype
         self._tensors: tuple[Tensor, Tensor | None] | None = None
         self._loader: DataLoader[Any] | None = None
         self.shuffle = shuffle
@@ -96,8 +103,8 @@ class BatchSource:
             and all(isinstance(t, Tensor) for t in data)
         ):
             images, labels = split_batch(data)
-            if images.is_floating_point() and images.dtype != torch.float32:
-                images = images.float()  # float64 (numpy's default), fp16, bf16 -> float32
+            if images.is_floating_point() and images.dtype != dtype:
+                images = images.to(dtype)  # e.g. numpy's float64 for float32 networks
             if preload:
                 images = images.to(device)
                 labels = None if labels is None else labels.to(device)
@@ -236,8 +243,8 @@ class BatchSource:
 
     def _to_device(self, images: Tensor, labels: Tensor | None) -> Batch:
         images = images.to(self.device, non_blocking=True)
-        if images.is_floating_point() and images.dtype != torch.float32:
-            images = images.float()
+        if images.is_floating_point() and images.dtype != self.dtype:
+            images = images.to(self.dtype)
         if labels is not None:
             labels = labels.to(self.device, non_blocking=True)
         return images, labels

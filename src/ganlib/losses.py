@@ -1,22 +1,24 @@
-"""Adversarial losses, in logit form.
+"""Adversarial losses, in logit form, as classes that declare what they can do.
 
-A loss is any object with ``discriminator_loss(real_logits, fake_logits)`` and
-``generator_loss(fake_logits)`` (the [`AdversarialLoss`][ganlib.losses.AdversarialLoss] protocol).
-Optional
-parts refine it:
+A loss derives from [`Loss`][ganlib.losses.Loss] and implements
+``discriminator_loss(real_logits, fake_logits)`` and ``generator_loss(fake_logits)``.
+The rest has defaults, and the step reads nothing else:
 
 - ``score(logits)`` maps logits to what the trainer logs as ``d_real``/``d_fake``
-  (a probability for BCE-type losses, the raw score otherwise);
+  (a probability for BCE-type losses; the raw score by default);
 - ``penalty(discriminator, real, fake, generator)`` adds a regulariser to the
-  discriminator's loss (WGAN-GP's gradient penalty, R1); a penalty with a
-  ``d_update`` parameter also gets the index of the D update in the run (0, 1, ...),
-  so it can regularise lazily, every k updates ([`R1Penalty`][ganlib.losses.R1Penalty]'s ``every``);
-- ``generator_loss(fake_logits, real_logits)``: a generator loss with a
-  ``real_logits`` parameter (relativistic losses) also gets D's logits on the
-  real batch, scored by the discriminator G is trained against;
-- a loss deriving from [`ReportsMetrics`][ganlib.losses.ReportsMetrics] logs named values of its own
-  (``self.report("gp", value)``): they join the step's metrics, so they are in
-  metrics.csv, the progress line and the loss curve.
+  discriminator's loss (WGAN-GP's gradient penalty, R1); overriding it is declaring it
+  (``has_penalty``). A loss that declares ``counts_updates = True`` also gets
+  ``d_update``, the index of the D update in the run (0, 1, ...), so it can regularise
+  lazily, every k updates ([`R1Penalty`][ganlib.losses.R1Penalty]'s ``every``);
+- a loss that declares ``reads_real_logits = True`` (relativistic losses) gets
+  ``generator_loss(fake_logits, real_logits=...)``: D's logits on the real batch, scored
+  by the discriminator G is trained against;
+- ``self.report("gp", value)`` logs a named value of the loss's own: it joins the step's
+  metrics, so it is in metrics.csv, the progress line and the loss curve.
+
+An object that is not a ``Loss`` but has the two methods is still trained, adapted by
+[`as_loss`][ganlib.losses.as_loss] with a ``DeprecationWarning``.
 
 Examples:
     >>> from ganlib.losses import get_loss
@@ -27,8 +29,13 @@ Examples:
 from __future__ import annotations
 
 import inspect
+import os
+import sys
+import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Literal, Protocol, get_args, runtime_checkable
+from types import FrameType
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -37,42 +44,31 @@ from torch import Tensor
 from ._validation import check_choice, check_int, check_positive_float
 
 __all__ = [
-    "AdversarialLoss",
     "BCELoss",
     "HingeLoss",
     "LSGANLoss",
+    "Loss",
     "LossName",
     "R1Penalty",
     "ReportsMetrics",
     "WGANGPLoss",
+    "as_loss",
     "get_loss",
-    "penalty_of",
-    "reported_metrics",
-    "score_of",
-    "takes_update_index",
-    "wants_real_logits",
 ]
 
 LossName = Literal["bce", "hinge", "wgan-gp", "lsgan"]
 
-
-@runtime_checkable
-class AdversarialLoss(Protocol):
-    """What the Trainer needs from a loss; ``score`` and ``penalty`` are optional."""
-
-    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor: ...
-
-    def generator_loss(self, fake_logits: Tensor) -> Tensor: ...
+Discriminator = Callable[[Tensor], Tensor]
 
 
 class ReportsMetrics:
-    """Mixin for a loss that logs values of its own beside the step's metrics.
+    """Logging values of a loss's own beside the step's metrics; part of every
+    [`Loss`][ganlib.losses.Loss].
 
     Call [`report`][ganlib.losses.ReportsMetrics.report] inside ``discriminator_loss``,
-    ``generator_loss`` or
-    ``penalty``; the step collects the values once per step (with its one device
-    synchronisation) and logs them under their names. A name reported in one step
-    should be reported in every step, so the logs keep one set of columns.
+    ``generator_loss`` or ``penalty``; the step collects the values once per step (with its
+    one device synchronisation) and logs them under their names. A name reported in one
+    step should be reported in every step, so the logs keep one set of columns.
     """
 
     def report(self, name: str, value: Tensor) -> None:
@@ -88,11 +84,73 @@ class ReportsMetrics:
         return reported
 
 
-class BCELoss:
+class Loss(ReportsMetrics, ABC):
+    """The base of every adversarial loss: two losses, and what else it can do, declared.
+
+    Subclasses implement ``discriminator_loss`` and ``generator_loss``; the step calls
+    each optional part only as declared, so a subclass that does not declare an argument
+    may leave it out of its methods' signatures:
+
+    Attributes:
+        reads_real_logits: ``generator_loss`` gets ``real_logits=``: D's logits on the
+            real batch, scored by the D G is trained against (relativistic losses).
+        counts_updates: ``penalty`` gets ``d_update=``: the index of the D update in the
+            run (0, 1, ...; a lazily applied penalty).
+        has_penalty: The step adds ``penalty(...)`` to D's loss; ``True`` for a class that
+            defines ``penalty``, unless it sets ``has_penalty`` itself.
+
+    A wrapper sets these on its instances ([`R1Penalty`][ganlib.losses.R1Penalty]
+    follows its inner loss).
+    """
+
+    reads_real_logits: bool = False
+    counts_updates: bool = False
+    has_penalty: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "penalty" in vars(cls) and "has_penalty" not in vars(cls):
+            cls.has_penalty = True  # defining a penalty is declaring one
+
+    @abstractmethod
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """D's loss from its logits on a real batch and on a fake batch."""
+
+    @abstractmethod
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """G's loss from D's logits on the fakes (and on the reals, where
+        ``reads_real_logits``)."""
+
+    def score(self, logits: Tensor) -> Tensor:
+        """What ``d_real``/``d_fake`` log for these logits: the logits themselves."""
+        return logits
+
+    def penalty(
+        self,
+        discriminator: Discriminator,
+        real: Tensor,
+        fake: Tensor,
+        generator: torch.Generator | None = None,
+        d_update: int | None = None,
+    ) -> Tensor | None:
+        """A term added to D's loss, or ``None`` (none, the default).
+
+        Args:
+            discriminator: D as the penalty scores images (conditioned, augmented).
+            real: The real batch.
+            fake: The fake batch.
+            generator: The step's random stream, for any random draws.
+            d_update: The D update's index in the run, where ``counts_updates``
+                (``None`` outside a step).
+        """
+        return None
+
+
+class BCELoss(Loss):
     """The recipe's loss: minimax BCE for D (real 1, fake 0, summed), non-saturating for G.
 
     Computed on logits with ``softplus``: the same maths as Sigmoid + BCELoss,
-    numerically stable and safe under mixed precision.
+    numerically stable and safe under mixed precision. Scores are probabilities.
     """
 
     name = "bce"
@@ -101,14 +159,14 @@ class BCELoss:
         # BCE(sigmoid(r), 1) = softplus(-r); BCE(sigmoid(f), 0) = softplus(f).
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return F.softplus(-fake_logits).mean()
 
     def score(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits)
 
 
-class HingeLoss:
+class HingeLoss(Loss):
     """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN)."""
 
     name = "hinge"
@@ -116,11 +174,11 @@ class HingeLoss:
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
 
-class LSGANLoss:
+class LSGANLoss(Loss):
     """Least-squares GAN (Mao et al. 2017): targets 1 for real, 0 for fake."""
 
     name = "lsgan"
@@ -128,18 +186,18 @@ class LSGANLoss:
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits**2).mean()
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return 0.5 * ((fake_logits - 1.0) ** 2).mean()
 
 
-def _input_gradients(discriminator: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
+def _input_gradients(discriminator: Discriminator, images: Tensor) -> Tensor:
     """d D(x) / d x for each image, flattened to (B, C*H*W), with a graph for backprop."""
     images = images.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator(images).sum(), images, create_graph=True)
     return grad.flatten(1)
 
 
-class WGANGPLoss:
+class WGANGPLoss(Loss):
     """Wasserstein loss with gradient penalty (Gulrajani et al. 2017), lambda = 10 by default."""
 
     name = "wgan-gp"
@@ -150,17 +208,19 @@ class WGANGPLoss:
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return fake_logits.mean() - real_logits.mean()
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
     def penalty(
         self,
-        discriminator: Callable[[Tensor], Tensor],
+        discriminator: Discriminator,
         real: Tensor,
         fake: Tensor,
         generator: torch.Generator | None = None,
+        d_update: int | None = None,
     ) -> Tensor:
-        """lambda * E[(||grad D(x_hat)|| - 1)^2] on random interpolates of real and fake."""
+        """lambda * E[(||grad D(x_hat)|| - 1)^2] on random interpolates of real and fake,
+        on every update."""
         alpha = torch.rand(
             real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator
         )
@@ -169,7 +229,7 @@ class WGANGPLoss:
         return self.penalty_weight * ((norms - 1.0) ** 2).mean()
 
 
-class R1Penalty(ReportsMetrics):
+class R1Penalty(Loss):
     """Wraps a loss and adds the R1 penalty (Mescheder et al. 2018): gamma/2 * E||grad D(real)||^2.
 
     With ``every=k`` the penalty is lazy (Karras et al. 2020, StyleGAN2): it is
@@ -178,8 +238,12 @@ class R1Penalty(ReportsMetrics):
     stays gamma/2. ``every=1`` is the plain penalty, computed exactly as before.
     Called without ``d_update`` (outside a training step) it always applies.
 
+    It counts updates and has a penalty; it reads real logits where the inner loss does,
+    and passes on what the inner loss reports.
+
     Args:
-        loss: The loss to regularise; its own penalty, if any, is added every update.
+        loss: The loss to regularise (a [`Loss`][ganlib.losses.Loss]); its own penalty,
+            if any, is added every update.
         gamma: Penalty weight, > 0.
         every: Regularise every ``every`` D updates, >= 1.
         report: Log the R1 term as metric ``r1``: what it added to D's loss in the
@@ -187,30 +251,31 @@ class R1Penalty(ReportsMetrics):
             0 on the others). Off by default, so the logged columns stay the loss's.
     """
 
-    def __init__(
-        self, loss: AdversarialLoss, gamma: float, *, every: int = 1, report: bool = False
-    ) -> None:
-        self.loss = loss
+    counts_updates = True
+    has_penalty = True
+
+    def __init__(self, loss: Loss, gamma: float, *, every: int = 1, report: bool = False) -> None:
+        self.loss = as_loss(loss)
         self.gamma = check_positive_float("r1_gamma", gamma)
         self.every = check_int("r1_every", every, 1)
         self.reports_r1 = bool(report)
-        self.name = f"{getattr(loss, 'name', type(loss).__name__)}+r1"
-        self.needs_real_logits = wants_real_logits(loss)
+        self.name = f"{getattr(self.loss, 'name', type(self.loss).__name__)}+r1"
+        self.reads_real_logits = self.loss.reads_real_logits
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return self.loss.discriminator_loss(real_logits, fake_logits)
 
     def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
-        if self.needs_real_logits:
-            return self.loss.generator_loss(fake_logits, real_logits=real_logits)  # type: ignore[call-arg]
+        if self.reads_real_logits:
+            return self.loss.generator_loss(fake_logits, real_logits=real_logits)
         return self.loss.generator_loss(fake_logits)
 
     def score(self, logits: Tensor) -> Tensor:
-        return score_of(self.loss)(logits)
+        return self.loss.score(logits)
 
     def penalty(
         self,
-        discriminator: Callable[[Tensor], Tensor],
+        discriminator: Discriminator,
         real: Tensor,
         fake: Tensor,
         generator: torch.Generator | None = None,
@@ -224,19 +289,20 @@ class R1Penalty(ReportsMetrics):
             r1 = weight * _input_gradients(discriminator, real).pow(2).sum(1).mean()
         if self.reports_r1:
             self.report("r1", real.new_zeros(()) if r1 is None else r1)
-        inner = penalty_of(self.loss)
+        inner = None
+        if self.loss.has_penalty:
+            lazy = d_update is not None and self.loss.counts_updates
+            extra = {"d_update": d_update} if lazy else {}
+            inner = self.loss.penalty(discriminator, real, fake, generator, **extra)
         if inner is None:
             return real.new_zeros(()) if r1 is None else r1
-        lazy = d_update is not None and takes_update_index(self.loss)
-        extra = {"d_update": d_update} if lazy else {}
-        value = inner(discriminator, real, fake, generator, **extra)
-        return value if r1 is None else r1 + value
+        return inner if r1 is None else r1 + inner
 
     def pop_reported(self) -> dict[str, Tensor]:
-        return {**reported_metrics(self.loss), **super().pop_reported()}
+        return {**self.loss.pop_reported(), **super().pop_reported()}
 
 
-_LOSSES: dict[str, Callable[[], AdversarialLoss]] = {
+_LOSSES: dict[str, Callable[[], Loss]] = {
     "bce": BCELoss,
     "hinge": HingeLoss,
     "wgan-gp": WGANGPLoss,
@@ -250,7 +316,7 @@ def get_loss(
     r1_gamma: float | None = None,
     r1_every: int = 1,
     r1_report: bool = False,
-) -> AdversarialLoss:
+) -> Loss:
     """Build a loss by name, optionally with an R1 penalty.
 
     ``get_loss("bce", r1_gamma=10.0, r1_every=16)`` is StyleGAN2's recipe: the
@@ -279,46 +345,129 @@ def get_loss(
     return R1Penalty(loss, r1_gamma, every=r1_every, report=r1_report)
 
 
-def score_of(loss: AdversarialLoss) -> Callable[[Tensor], Tensor]:
-    """The loss's ``score`` method, or the identity when it has none."""
-    score = getattr(loss, "score", None)
-    return score if callable(score) else (lambda logits: logits)
+def as_loss(loss: Any, argument: str = "loss") -> Loss:
+    """``loss`` as a [`Loss`][ganlib.losses.Loss]: a name through
+    [`get_loss`][ganlib.losses.get_loss], a ``Loss`` as it is.
+
+    An object that is not a ``Loss`` but has ``discriminator_loss`` and ``generator_loss``
+    (the contract before ``Loss``) is adapted, its optional parts found by inspecting its
+    methods as before, with a ``DeprecationWarning`` that says how to write it.
+
+    Args:
+        loss: The loss.
+        argument: The argument's name, for messages.
+
+    Raises:
+        TypeError: For anything else.
+        ValueError: For an unknown name.
+    """
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        check_choice(argument, loss, get_args(LossName))
+        return get_loss(loss)  # type: ignore[arg-type]
+    if isinstance(loss, type):
+        raise TypeError(
+            f"`{argument}` must be a loss object, got the class {loss.__name__}: "
+            f"pass an instance, {loss.__name__}()"
+        )
+    if all(callable(getattr(loss, m, None)) for m in ("discriminator_loss", "generator_loss")):
+        adapted = _DuckTypedLoss(loss)
+        warnings.warn(adapted.deprecation(argument), DeprecationWarning, _outside_ganlib())
+        return adapted
+    raise TypeError(
+        f"`{argument}` must be one of {list(get_args(LossName))} or an object with "
+        "discriminator_loss and generator_loss methods (a ganlib.losses.Loss), "
+        f"got {type(loss).__name__}"
+    )
 
 
-def reported_metrics(loss: AdversarialLoss) -> dict[str, Tensor]:
-    """The values ``loss`` reported this step (empty for a loss that reports none)."""
-    return loss.pop_reported() if isinstance(loss, ReportsMetrics) else {}
+def _outside_ganlib() -> int:
+    """The ``stacklevel`` that points a warning from the caller at the first frame
+    outside ganlib: the user's line."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame: FrameType | None = sys._getframe(2)  # the caller's caller: stacklevel 2
+    level = 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
-def wants_real_logits(loss: AdversarialLoss) -> bool:
-    """Whether ``loss.generator_loss`` takes ``real_logits`` (a relativistic loss); a
-    wrapper says so for its inner loss with a boolean ``needs_real_logits``."""
-    declared = getattr(loss, "needs_real_logits", None)
-    if isinstance(declared, bool):
-        return declared
+def _takes(method: Callable[..., Any] | None, parameter: str) -> bool:
+    """Whether ``method``'s signature names ``parameter``."""
+    if method is None:
+        return False
     try:
-        parameters = inspect.signature(loss.generator_loss).parameters
+        return parameter in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False
-    return "real_logits" in parameters
 
 
-def takes_update_index(loss: AdversarialLoss) -> bool:
-    """Whether ``loss.penalty`` takes ``d_update``, the index of the D update in the run
-    (a lazily applied penalty)."""
-    penalty = penalty_of(loss)
-    if penalty is None:
-        return False
-    try:
-        parameters = inspect.signature(penalty).parameters
-    except (TypeError, ValueError):
-        return False
-    return "d_update" in parameters
+class _DuckTypedLoss(Loss):
+    """A loss written before [`Loss`][ganlib.losses.Loss], seen through it (deprecated).
 
+    Its capabilities are inferred once, as ganlib did before ``Loss`` declared them: a
+    ``generator_loss`` with a ``real_logits`` parameter (or a boolean
+    ``needs_real_logits``) reads real logits; a callable ``penalty`` is a penalty, given
+    ``d_update`` if it has that parameter; a callable ``score`` scores; a
+    ``ReportsMetrics`` reports.
 
-def penalty_of(loss: AdversarialLoss) -> Callable[..., Tensor] | None:
-    """The loss's ``penalty`` method, called as ``(discriminator, real, fake, generator)``
-    (plus ``d_update=`` where [`takes_update_index`][ganlib.losses.takes_update_index]), or
-    ``None`` when it has none."""
-    penalty = getattr(loss, "penalty", None)
-    return penalty if callable(penalty) else None
+    Attributes:
+        loss: The object adapted.
+    """
+
+    def __init__(self, loss: Any) -> None:
+        self.loss = loss
+        declared = getattr(loss, "needs_real_logits", None)
+        reads = declared if isinstance(declared, bool) else None
+        self.reads_real_logits = (
+            _takes(loss.generator_loss, "real_logits") if reads is None else reads
+        )
+        penalty, score = getattr(loss, "penalty", None), getattr(loss, "score", None)
+        self._penalty = penalty if callable(penalty) else None
+        self._score = score if callable(score) else None
+        self.has_penalty = self._penalty is not None
+        self.counts_updates = _takes(self._penalty, "d_update")
+
+    def deprecation(self, argument: str) -> str:
+        """The warning: what the loss is and how to write it against ``Loss``."""
+        name = type(self.loss).__name__
+        declare = [
+            f"{attribute} = True"
+            for attribute in ("reads_real_logits", "counts_updates")
+            if getattr(self, attribute)
+        ]
+        how = f", declaring {' and '.join(declare)}" if declare else ""
+        return (
+            f"`{argument}`: {name} is not a ganlib.losses.Loss subclass; it trains as before, "
+            "but losses recognised by their methods alone are deprecated. Derive it from "
+            f"ganlib.losses.Loss, `class {name}(Loss)`{how} (see 'Your own loss' in "
+            "docs/training.md)"
+        )
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return self.loss.discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        if self.reads_real_logits:
+            return self.loss.generator_loss(fake_logits, real_logits=real_logits)
+        return self.loss.generator_loss(fake_logits)
+
+    def score(self, logits: Tensor) -> Tensor:
+        return logits if self._score is None else self._score(logits)
+
+    def penalty(
+        self,
+        discriminator: Discriminator,
+        real: Tensor,
+        fake: Tensor,
+        generator: torch.Generator | None = None,
+        d_update: int | None = None,
+    ) -> Tensor | None:
+        if self._penalty is None:
+            return None
+        extra = {"d_update": d_update} if self.counts_updates and d_update is not None else {}
+        return self._penalty(discriminator, real, fake, generator, **extra)
+
+    def pop_reported(self) -> dict[str, Tensor]:
+        return self.loss.pop_reported() if isinstance(self.loss, ReportsMetrics) else {}

@@ -108,6 +108,14 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
+def fast_by_default(device: torch.device) -> bool:
+    """Whether runs (``ganlib train``, the MNIST example) take the fast path when they do
+    not say: where its precision was measured to keep quality — CUDA, and CPUs that compute
+    bf16 natively (docs/performance.md, "Fast by default"). The ``Trainer``'s own default
+    stays ``fast=False``."""
+    return device.type == "cuda" or (device.type == "cpu" and native_bf16(device))
+
+
 class CompiledOrEager:
     """``torch.compile(module)``, falling back to the plain module (with one warning)
     where compiling fails, say on a machine without a C++ compiler."""

@@ -20,7 +20,7 @@ Metrics of every step (`METRIC_NAMES`): ``loss_d``, ``loss_g``, ``d_real``,
 ``d_fake`` (D's mean score on real and fake before its step: a probability for
 BCE, the raw score otherwise) and ``d_fake_after`` (the same fakes after D's
 step; if D is not learning the two stay equal), then whatever the loss reports
-([`ganlib.losses.ReportsMetrics`][ganlib.losses.ReportsMetrics]). They reach the host in one device
+([`report`][ganlib.losses.ReportsMetrics.report]). They reach the host in one device
 sync.
 
 Everything the step uses is passed in, so it runs and is tested without a Trainer.
@@ -38,14 +38,7 @@ from torch.optim import Optimizer
 
 from .augment import Augment, resolve_augment
 from .gan import GAN
-from .losses import (
-    AdversarialLoss,
-    penalty_of,
-    reported_metrics,
-    score_of,
-    takes_update_index,
-    wants_real_logits,
-)
+from .losses import Loss, as_loss
 from .optim import Updater, no_hook
 from .runtime import CompiledOrEager, Runtime
 
@@ -109,7 +102,8 @@ class AdversarialStep:
         gan: The pair (its plain networks are frozen, penalised and fed from here).
         g_optimizer: G's optimizer.
         d_optimizer: D's optimizer.
-        loss: The adversarial loss.
+        loss: The adversarial loss: a [`Loss`][ganlib.losses.Loss] (or a loss name); the
+            step calls its optional parts as it declares them.
         runtime: Precision (autocast, grad scaling) and memory format; a run may drop its
             compile ([`start_run`][ganlib.step.AdversarialStep.start_run]).
         rng: The step's random stream: latents, fake labels, augmentation, penalties.
@@ -128,7 +122,7 @@ class AdversarialStep:
         gan: GAN,
         g_optimizer: Optimizer,
         d_optimizer: Optimizer,
-        loss: AdversarialLoss,
+        loss: Loss,
         *,
         runtime: Runtime,
         rng: torch.Generator,
@@ -141,7 +135,7 @@ class AdversarialStep:
         self.gan = gan
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        self.loss = loss
+        self.loss = as_loss(loss)
         self.runtime = runtime
         self.rng = rng
         self.d_steps = d_steps
@@ -151,10 +145,6 @@ class AdversarialStep:
         self.reduce = reduce
         self.updates = Updater(runtime.grad_scaler(), before_optimizer_step)
         self.scaler = self.updates.scaler
-        self._score = score_of(loss)
-        self._penalty = penalty_of(loss)
-        self._penalty_counts = takes_update_index(loss)
-        self._g_reads_real = wants_real_logits(loss)
         self.steps_done = 0  # this object's count, for calls that give no ``step``
 
     def start_run(self, steps: int | None) -> Runtime:
@@ -191,7 +181,7 @@ class AdversarialStep:
         """
         step = self.steps_done if step is None else step
         self.steps_done = step + 1
-        nets, runtime, batch = self.networks, self.runtime, real.shape[0]
+        nets, runtime, loss, batch = self.networks, self.runtime, self.loss, real.shape[0]
         discriminator = self.gan.discriminator
         real = runtime.format_batch(real)
         real_cond = () if labels is None else (labels,)  # extra arguments of D on real images
@@ -212,23 +202,25 @@ class AdversarialStep:
                 # Separate forward passes: BatchNorm never mixes real and fake.
                 real_logits = nets.discriminator(real_seen, *real_cond)
                 fake_logits = nets.discriminator(fake_seen.detach(), *fake_cond)
-                loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
-                if self._penalty is not None:
+                loss_d = loss.discriminator_loss(real_logits, fake_logits)
+                if loss.has_penalty:
                     # Penalties differentiate twice: the uncompiled network.
                     update = step * self.d_steps + d_step
-                    extra = {"d_update": update} if self._penalty_counts else {}
-                    loss_d = loss_d + self._penalty(penalized_d, real, fake, self.rng, **extra)
+                    extra = {"d_update": update} if loss.counts_updates else {}
+                    penalty = loss.penalty(penalized_d, real, fake, self.rng, **extra)
+                    if penalty is not None:
+                        loss_d = loss_d + penalty
             self.updates.step(loss_d, self.d_optimizer, "discriminator")
 
         discriminator.requires_grad_(False)  # G's backward needs no grads for D's weights
         try:
             with runtime.autocast():
                 after_logits = nets.discriminator_for_g(fake_seen, *fake_cond)
-                if self._g_reads_real:
+                if loss.reads_real_logits:
                     real_now = nets.discriminator_for_g(real_seen, *real_cond)
-                    loss_g = self.loss.generator_loss(after_logits, real_logits=real_now)  # type: ignore[call-arg]
+                    loss_g = loss.generator_loss(after_logits, real_logits=real_now)
                 else:
-                    loss_g = self.loss.generator_loss(after_logits)
+                    loss_g = loss.generator_loss(after_logits)
             self.updates.step(loss_g, self.g_optimizer, "generator")
         finally:
             discriminator.requires_grad_(True)
@@ -239,13 +231,13 @@ class AdversarialStep:
     def _metrics(
         self, loss_d: Tensor, loss_g: Tensor, real: Tensor, fake: Tensor, after: Tensor
     ) -> dict[str, float]:
-        reported = reported_metrics(self.loss)
+        reported = self.loss.pop_reported()
         values = [
             loss_d.detach().float(),
             loss_g.detach().float(),
-            self._score(real.detach()).float().mean(),
-            self._score(fake.detach()).float().mean(),
-            self._score(after.detach()).float().mean(),
+            self.loss.score(real.detach()).float().mean(),
+            self.loss.score(fake.detach()).float().mean(),
+            self.loss.score(after.detach()).float().mean(),
             *(value.to(loss_d.device) for value in reported.values()),
         ]
         numbers = self.reduce(torch.stack(values)).tolist()  # one device sync per step

@@ -31,7 +31,7 @@ from .callbacks.base import Callback, CallbackList, note, raise_first
 from .callbacks.guard import check_finite
 from .device import resolve_device
 from .gan import GAN
-from .losses import AdversarialLoss, LossName
+from .losses import Loss, LossName
 from .runtime import Precision, PrecisionName, Runtime, steps_left
 from .signals import GracefulStop
 from .step import AdversarialStep
@@ -129,7 +129,7 @@ class Trainer:
         self,
         task: Any,
         *,
-        loss: LossName | AdversarialLoss = "bce",
+        loss: LossName | Loss = "bce",
         g_optimizer: optim.OptimizerArg = None,
         d_optimizer: optim.OptimizerArg = None,
         d_steps: int = 1,
@@ -262,7 +262,7 @@ class Trainer:
         return self._pair("d_optimizer").d_optimizer
 
     @property
-    def loss(self) -> AdversarialLoss:
+    def loss(self) -> Loss:
         """The adversarial loss (an adversarial task's)."""
         return self._pair("loss").loss
 
@@ -340,11 +340,15 @@ class Trainer:
             num_workers=check_int("num_workers", num_workers, 0),
             seed=self.seed,
             device=self.device,
+            dtype=self._dtype(),  # the networks' (float64 too)
             preload=self.runtime.preload,
             rank=self.world.rank,
             world_size=self.world.world_size,
         )
         self.task.check_data(source)
+        ckpt_path = distributed.restart_checkpoint(
+            ckpt_path, self.world, self.callbacks, self.device
+        )
         if ckpt_path == "last":  # the newest checkpoint of this trainer's ModelCheckpoint
             from .callbacks.checkpoint import last_checkpoint
 
@@ -359,7 +363,8 @@ class Trainer:
         self.runtime.activate()
         if self.progress and self.world.is_main:
             print(self.runtime.describe(), flush=True)
-        fresh = self.state.step == 0 and not self.overwrite
+        # (an elastic restart before the first checkpoint finds its own failed attempt's files)
+        fresh = self.state.step == 0 and not self.overwrite and not distributed.is_elastic_restart()
         agree = functools.partial(self.world.any, device=self.device)  # every rank, or none
         with runfolder.prepared(self.callbacks.active, fresh, agree), self._stop.installed():
             try:
@@ -377,6 +382,14 @@ class Trainer:
             raise_first(self.callbacks.call_all("on_teardown", self))
         self.world.barrier()  # every process leaves fit once rank 0's final files are written
         return self.state
+
+    def _dtype(self) -> torch.dtype:
+        """The floating dtype of the task's weights (batches are cast to it)."""
+        for network in self.task.networks.values():
+            for parameter in network.parameters():
+                if parameter.is_floating_point():
+                    return parameter.dtype
+        return torch.get_default_dtype()
 
     def _done(self) -> bool:
         s = self.state

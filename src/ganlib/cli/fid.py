@@ -20,6 +20,7 @@ from ..data import load_image_folder
 from ..device import resolve_device
 from ..metrics import FeatureStats, InceptionFeatures, embed, frechet_distance, kernel_distance
 from ..metrics.mnist_classifier import load_mnist_classifier
+from ..runs.folder import RunFolder
 from ..sampling import sample_images
 from .args import int_at_least
 
@@ -74,8 +75,9 @@ def _extractor(
 def _checkpoint_of(path: Path) -> Path | None:
     if path.suffix == ".ckpt" and path.is_file():
         return path
-    inside = path / "checkpoints" / "last.ckpt"
-    return inside if path.is_dir() and inside.is_file() else None
+    if path.is_dir() and RunFolder(path).checkpoints.is_dir():
+        return RunFolder(path).checkpoint()
+    return None
 
 
 def load_side(

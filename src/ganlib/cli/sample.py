@@ -9,6 +9,7 @@ import torch
 
 from ..checkpoint import load_gan
 from ..device import resolve_device
+from ..runs.folder import RunFolder
 from ..sampling import recompute_batchnorm, sample_images, save_grid
 from ..seeding import batchnorm_seed
 from .args import (
@@ -78,9 +79,8 @@ def requested_labels(
 
 def sample_command(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    run_checkpoint = args.checkpoint / "checkpoints" / "last.ckpt"
-    if args.checkpoint.is_dir() and run_checkpoint.is_file():  # a run folder
-        args.checkpoint = run_checkpoint
+    if args.checkpoint.is_dir():  # a run folder: its newest intact checkpoint
+        args.checkpoint = RunFolder(args.checkpoint).checkpoint()
     gan = load_gan(args.checkpoint, ema=args.ema).to(device)
     generator = gan.generator
     labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)

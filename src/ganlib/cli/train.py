@@ -1,110 +1,101 @@
 """``ganlib train DATA --out runs/NAME``: a GAN on a folder of images (or mnist,
 fashion-mnist, stacked-mnist) from one command; ``--config run.toml`` gives the same
 settings from a file (flags win); ``--resume runs/NAME`` continues a run from its folder
-alone."""
+alone. The flags are [`RunSettings`][ganlib.runs.RunSettings]' fields, one each."""
 
 from __future__ import annotations
 
 import argparse
-import re
-import time
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
-from ..callbacks import Evaluation
-from ..data.sources import load_run_data
+from ..callbacks import EMA, Evaluation, NonFiniteLossError
+from ..checkpoint import CheckpointError
 from ..gan import architectures
-from ..runfolder import RunFolderError, refuse_clobbering
-from ..runs import CONFIG_NAME, RunSettings, build_trainer, read_config, save_summary, write_config
-from ..step import METRIC_NAMES
-from .args import int_at_least, non_negative_int, positive_int
+from ..runs import (
+    CONFIG_NAME,
+    RunFolder,
+    RunResult,
+    RunSettings,
+    flag_name,
+    read_config,
+    resume_command,
+    run_tasks,
+    train,
+)
+from ..signals import TrainingInterrupted
+from .args import int_at_least
 
-__all__ = ["add_parser", "settings_from", "train_command"]
-
-# Flags whose values have a rule beyond their type.
-_TYPES: dict[str, Any] = {
-    "image_size": int_at_least(5),
-    "channels": positive_int,
-    "latent_dim": positive_int,
-    "width": positive_int,
-    "batch_size": positive_int,
-    "epochs": positive_int,
-    "max_steps": positive_int,
-    "d_steps": positive_int,
-    "r1_every": positive_int,
-    "seed": non_negative_int,
-    "num_workers": non_negative_int,
-    "grid_every": positive_int,
-    "checkpoint_every": positive_int,
-    "keep_checkpoints": positive_int,
-    "grid_samples": positive_int,
-    "grid_nrow": positive_int,
-    "progress_every": positive_int,
-    "eval_every": positive_int,
-    "eval_samples": int_at_least(2),
-    "early_stop": positive_int,
-}
-_CHOICES = {
-    "loss": ("bce", "hinge", "wgan-gp", "lsgan"),
-    "precision": ("32", "bf16", "16", "32-true", "bf16-mixed", "16-mixed"),
-    "split": ("train", "test"),
-}
+__all__ = ["add_parser", "add_setting_flags", "given_settings", "settings_from", "train_command"]
 
 
-def _setting_help() -> dict[str, str]:
-    """Each setting's help text, read from RunSettings' docstring (written once)."""
-    doc = RunSettings.__doc__ or ""
-    helps: dict[str, str] = {}
-    name = None
-    for line in doc.split("Attributes:", 1)[-1].splitlines():
-        match = re.match(r"\s{8}(\w+): (.*)", line)
-        if match:
-            name, text = match.groups()
-            helps[name] = text
-        elif name and line.strip():
-            helps[name] += " " + line.strip()
-    return {k: v.replace("``", "").replace("%", "%%") for k, v in helps.items()}
+def _int_type(name: str) -> Any:
+    rule = RunSettings.rule(name)
+    if rule is None or rule.low is None:
+        return int
+    return int_at_least(int(rule.low), None if rule.high is None else int(rule.high))
+
+
+def add_setting_flags(
+    parser: argparse.ArgumentParser, defaults: RunSettings, skip: tuple[str, ...] = ("data",)
+) -> None:
+    """One flag per [`RunSettings`][ganlib.runs.RunSettings] field (``--lr-g``, ``--ema``/
+    ``--no-ema``), typed and ruled by the field, helped by its docstring, defaulting to
+    ``None`` so that only the flags given are taken
+    ([`given_settings`][ganlib.cli.train.given_settings])."""
+    choices: dict[str, Any] = {"arch": tuple(architectures()), "task": tuple(run_tasks())}
+    for name in RunSettings.names():
+        if name in skip:
+            continue
+        default = getattr(defaults, name)
+        text = f"{RunSettings.help(name)} (default: {default})".replace("%", "%%")
+        kind = RunSettings.kind(name)
+        if kind is bool:
+            parser.add_argument(
+                flag_name(name), action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+            continue
+        rule = RunSettings.rule(name)
+        parser.add_argument(
+            flag_name(name),
+            type=_int_type(name) if kind is int else kind,
+            default=None,
+            choices=rule.choices if rule is not None and rule.choices else choices.get(name),
+            help=text,
+        )
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings whose flags were given (those left ``None`` were not)."""
+    return {n: getattr(args, n) for n in RunSettings.names() if getattr(args, n, None) is not None}
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``train`` subcommand: one flag per [`RunSettings`][ganlib.runs.RunSettings] field."""
-    defaults = RunSettings(data="")
-    train = commands.add_parser(
+    train_parser = commands.add_parser(
         "train",
         help="train a GAN on a folder of images, mnist, fashion-mnist or stacked-mnist",
         description="Train a GAN and write a run folder: config.toml, sample grids, "
-        "metrics.csv, loss_curve.png, checkpoints/. A new run refuses a folder that holds "
-        "another run's files: --resume it, --overwrite it, or choose another --out.",
+        "metrics.csv, loss_curve.png, report.html, checkpoints/. A new run refuses a folder "
+        "that holds another run's files: --resume it, --overwrite it, or choose another --out.",
     )
-    train.add_argument(
+    train_parser.add_argument(
         "data",
         nargs="?",
         default=None,
         help="a folder of images, mnist, fashion-mnist or stacked-mnist",
     )
-    train.add_argument("--config", type=Path, help="a TOML file of settings ([run] table)")
-    train.add_argument("--resume", type=Path, help="a run folder to continue (its config.toml)")
-    train.add_argument(
+    train_parser.add_argument("--config", type=Path, help="a TOML file of settings ([run] table)")
+    train_parser.add_argument(
+        "--resume", type=Path, help="a run folder to continue (its config.toml and checkpoints)"
+    )
+    train_parser.add_argument(
         "--overwrite", action="store_true", help="replace an earlier run's files in --out"
     )
-    helps = _setting_help()
-    choices = {**_CHOICES, "arch": tuple(architectures())}
-    for name in RunSettings.names():
-        if name == "data":
-            continue
-        default = getattr(defaults, name)
-        flag = "--" + name.replace("_", "-")
-        text = f"{helps.get(name, '')} (default: {default})"
-        if isinstance(default, bool):
-            train.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
-            continue
-        kind = _TYPES.get(name) or (float if isinstance(default, float) else str)
-        if name in ("lr_g", "lr_d", "r1_gamma", "ema_decay", "beta1", "beta2"):
-            kind = float
-        train.add_argument(
-            flag, type=kind, default=None, choices=choices.get(name), help=text, metavar=None
-        )
-    train.set_defaults(run=train_command)
+    add_setting_flags(train_parser, RunSettings(data=""))
+    train_parser.set_defaults(run=train_command)
 
 
 def settings_from(args: argparse.Namespace) -> tuple[RunSettings, bool]:
@@ -114,98 +105,66 @@ def settings_from(args: argparse.Namespace) -> tuple[RunSettings, bool]:
         The settings, and whether the run resumes.
 
     Raises:
-        ValueError: For a missing DATA, an unreadable config, or a folder that is not a run.
+        ValueError: For a missing DATA, an unreadable config, a folder that is not a run,
+            or a value that breaks its setting's rule.
     """
     base: dict[str, Any] = {}
     source = "flags"
-    if args.resume is not None:
-        config = args.resume / CONFIG_NAME
-        if not config.is_file():
-            raise ValueError(f"--resume {str(args.resume)!r} is not a run folder: no {CONFIG_NAME}")
-        base, source = {**read_config(config), "out": str(args.resume)}, str(config)
-    elif args.config is not None:
-        base, source = read_config(args.config), str(args.config)
-    given = {n: getattr(args, n) for n in RunSettings.names() if getattr(args, n, None) is not None}
+    given = given_settings(args)
     if args.data is not None:
         given["data"] = args.data
+    if args.resume is not None:
+        folder = RunFolder(args.resume)
+        if not folder.is_run():
+            raise ValueError(f"--resume {str(args.resume)!r} is not a run folder: no {CONFIG_NAME}")
+        if args.config is not None:
+            raise ValueError("--resume takes the run's own config.toml: drop --config")
+        if "out" in given and Path(given["out"]).resolve() != folder.path.resolve():
+            raise ValueError(
+                f"--out {given['out']!r} differs from the resumed run's folder "
+                f"{str(args.resume)!r}: a run continues in its own folder"
+            )
+        base, source = {**read_config(folder.config), "out": str(args.resume)}, str(folder.config)
+    elif args.config is not None:
+        base, source = read_config(args.config), str(args.config)
     values = {**base, **given}
     if "data" not in values:
         raise ValueError(
             "DATA is required: a folder of images, mnist, fashion-mnist or stacked-mnist"
         )
-    settings = RunSettings.from_dict(values, source)
-    if not 0.0 <= settings.ema_decay < 1.0:
-        raise ValueError(f"--ema-decay must be in [0, 1), got {settings.ema_decay}")
-    for name in ("lr_g", "lr_d"):
-        if not getattr(settings, name) > 0:
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be > 0, got {getattr(settings, name)}"
-            )
-    return settings, args.resume is not None
+    sources = {name: "flags" if name in given else source for name in values}
+    return RunSettings.from_dict(values, sources), args.resume is not None
+
+
+def done_line(result: RunResult) -> str:
+    """The last line of a run: steps, time, the step's losses, the best score, what next."""
+    state = result.state
+    shown = "  ".join(f"{k} {v:.4g}" for k, v in state.metrics.items())
+    best = ""
+    evaluation = result.trainer.callback(Evaluation)
+    if isinstance(evaluation, Evaluation) and evaluation.best is not None:
+        best = f"; best fd {evaluation.best:.4g} at step {evaluation.best_step} (best.ckpt)"
+    ema = " --ema" if result.trainer.callback(EMA) is not None else ""
+    sample = f"ganlib sample {shlex.quote(str(result.folder.path))}{ema}"
+    took = f"{state.step} steps in {result.seconds:.1f}s"
+    return f"done: {took}; {shown}{best}; sample it with: {sample}"
 
 
 def train_command(args: argparse.Namespace) -> int:
     settings, resuming = settings_from(args)
-    out = Path(settings.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out must be a folder, got {settings.out!r}, which is a file")
-    checkpoint = out / "checkpoints" / "last.ckpt"
-    if resuming and not checkpoint.is_file():
-        raise ValueError(f"--resume {settings.out!r} has no checkpoint yet ({checkpoint})")
-    data = load_run_data(
-        settings.data,
-        data_dir=settings.data_dir,
-        split=settings.split,
-        download=settings.download,
-        image_size=settings.image_size,
-        channels=settings.channels,
-        conditional=settings.conditional,
-    )
-    settings.image_size, settings.channels = data.image_size, data.channels
-    trainer = build_trainer(settings, num_classes=data.num_classes, overwrite=args.overwrite)
-    if not resuming and not args.overwrite:
-        try:  # before anything is written: config.toml too belongs to the earlier run
-            earlier = [out / CONFIG_NAME] if (out / CONFIG_NAME).exists() else []
-            if earlier:
-                raise RunFolderError(f"{out} holds an earlier run ({earlier[0]})")
-            refuse_clobbering(trainer.callbacks.active, remedy="")
-        except RunFolderError as exc:
-            raise RunFolderError(
-                f"{exc}; continue it with --resume {out}, replace it with --overwrite, or "
-                "choose another --out"
-            ) from None
-    write_config(settings, data, out / CONFIG_NAME)
-    print(
-        f"training {settings.arch} on {data.fingerprint.get('images')} images "
-        f"({data.channels}x{data.image_size}x{data.image_size}) from {settings.data} -> {out}",
-        flush=True,
-    )
-    started = time.perf_counter()
-    state = trainer.fit(
-        data.for_fit(settings.conditional),
-        str(checkpoint) if resuming else None,
-        batch_size=settings.batch_size,
-        shuffle=settings.shuffle,
-        num_workers=settings.num_workers,
-    )
-    seconds = time.perf_counter() - started
-    save_summary(
-        out / "summary.json",
-        {
-            "steps": state.step,
-            "epochs": state.epoch,
-            "seconds": round(seconds, 2),
-            "device": str(trainer.device),
-            "final_metrics": state.metrics,
-        },
-    )
-    shown = {k: round(v, 4) for k, v in state.metrics.items() if k in METRIC_NAMES}
-    evaluation = trainer.callback(Evaluation)
-    best = ""
-    if isinstance(evaluation, Evaluation) and evaluation.best is not None:
-        best = f"; best fd {evaluation.best:.4g} at step {evaluation.best_step} (best.ckpt)"
-    print(
-        f"done: {state.step} steps in {seconds:.1f}s; {shown}{best}; sample it with: "
-        f"ganlib sample {out}{' --ema' if settings.ema else ''}"
-    )
+    try:
+        result = train(settings, resume=resuming, overwrite=args.overwrite)
+    except TrainingInterrupted as exc:  # the step finished and was saved
+        folder = RunFolder(Path(settings.out))
+        print(f"stopped: {exc}; resume with: {resume_command(folder)}", file=sys.stderr)
+        return exc.exit_code
+    except NonFiniteLossError as exc:  # the last good checkpoint was kept
+        try:
+            kept = f"; the newest good checkpoint: {RunFolder(Path(settings.out)).checkpoint()}"
+        except CheckpointError:
+            kept = "; no checkpoint was written before it"
+        print(f"error: {exc}{kept}", file=sys.stderr)
+        return 2
+    if result.trainer.is_main_process:
+        print(done_line(result), flush=True)
     return 0

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torch import Tensor
 
 from .common import DataNotFoundError, to_unit_range
-from .folder import ImageFolder, load_image_folder
+from .folder import ImageFolder
 from .mnist import load_mnist
 from .stacked import STACKED_MNIST_MODES, load_stacked_mnist
 
@@ -91,13 +90,6 @@ def load_fashion_mnist(root: str | os.PathLike[str], split: str = "train") -> tu
     )
 
 
-def _folder_shape(files: list[Path]) -> tuple[int, int]:
-    """(image size, channels) of the first picture: its shorter side; 1 for grayscale."""
-    with Image.open(files[0]) as image:
-        gray = image.mode in ("1", "L", "LA", "I", "I;16", "F")
-        return min(image.size), 1 if gray else 3
-
-
 def load_run_data(
     data: str,
     *,
@@ -142,11 +134,11 @@ def load_run_data(
         raise DataNotFoundError(
             f"data {data!r} is neither a folder of images nor one of {', '.join(NAMED_DATA)}"
         )
-    listing = ImageFolder(root)  # the files, and the classes of a folder of subfolders
-    size, kind = _folder_shape(listing.files)
-    image_size = image_size or size
-    channels = channels or kind
-    images = load_image_folder(root, image_size, channels)
+    # The files, the classes of a folder of subfolders, and (where not given) the size and
+    # channels every file's header says; files that do not decode are left out, by name.
+    listing = ImageFolder(root, image_size, channels)
+    images = listing.load()
+    image_size, channels = images.shape[-1], listing.channels
     classes = listing.classes
     folder_labels = torch.tensor(listing.targets) if classes else None
     fingerprint = {

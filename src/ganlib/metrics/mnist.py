@@ -85,8 +85,13 @@ def _kl_to_uniform(predicted: Tensor, num_classes: int) -> float:
 
 def _checked_batch(images: Tensor, real: bool = False) -> Tensor:
     """An image batch the classifier can score, or a ValueError naming what is wrong.
-    ``real`` images (the reference) must also reach the background's -1: real MNIST in
-    [0, 1] would otherwise pass."""
+
+    Values must lie in [-1, 1], and not look like [0, 1] images (``ToTensor`` without
+    ``Normalize``: none below 0, some above 0.5, the rule the Trainer's data check warns
+    on), which [-1, 1] bounds alone would pass though the classifier reads them as grey
+    digits on a grey background. (An untrained generator's near-zero images pass.)
+    ``real`` images (the reference) must also reach below -0.5, toward the background's
+    -1."""
     check_batch_shape(images, (1, 28, 28), "MNIST images must be")
     if not images.is_floating_point():
         raise ValueError(
@@ -97,7 +102,8 @@ def _checked_batch(images: Tensor, real: bool = False) -> Tensor:
     if not bool(torch.isfinite(images).all()):
         raise ValueError("MNIST images hold NaN or infinite values")
     low, high = float(images.min()), float(images.max())
-    if low < -1.0 - 1e-3 or high > 1.0 + 1e-3 or (real and low > -0.5):
+    zero_one = low >= 0.0 and high > 0.5
+    if low < -1.0 - 1e-3 or high > 1.0 + 1e-3 or zero_one or (real and low > -0.5):
         raise ValueError(
             f"MNIST images must lie in [-1, 1] (background near -1), got values in "
             f"[{low:.3g}, {high:.3g}]; for [0, 1] images use x * 2 - 1"
@@ -150,6 +156,12 @@ class MNISTEvaluator:
             images: The images.
             requested: The class each image was generated for, shaped (N,), to
                 measure the conditional accuracy.
+
+        Raises:
+            ValueError: For a batch that is not (N, 1, 28, 28) floating point, holds NaN
+                or infinite values, leaves [-1, 1], or looks like [0, 1] images (no value
+                below 0, some above 0.5: use ``x * 2 - 1``); and for ``requested`` of the
+                wrong shape.
         """
         features = self._features(images)
         head = self.classifier.head

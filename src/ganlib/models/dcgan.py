@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from .._validation import check_int
 from ..gan import GAN, check_labels
 from ..init import InitScheme, init_weights_
-from .layers import spectral_norm_
+from .layers import check_network_size, spectral_norm_
 
 __all__ = [
     "DCGAN",
@@ -204,6 +204,14 @@ class Discriminator(nn.Module):
             nn.init.zeros_(self.projection.weight)
 
     def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        # A shape check only (no value is read, so no device sync, and torch.compile turns
+        # it into guards): another size would give more than one logit per image.
+        if images.dim() != 4 or images.shape[1:] != self.image_shape:
+            channels, height, width = self.image_shape
+            raise ValueError(
+                f"discriminator `images` must be shaped (B, {channels}, {height}, {width}) "
+                f"(the pair's channels and image size), got {tuple(images.shape)}"
+            )
         labels = check_labels(labels, self.num_classes, images.shape[0])
         if labels is None:
             return self.net(images).flatten()  # (B, 1, 1, 1) -> (B,)
@@ -255,7 +263,10 @@ class DCGAN(GAN):
 
     Raises:
         TypeError: If a size argument is not an integer.
-        ValueError: If a size argument is out of range.
+        ValueError: If a size argument is out of range, or the pair would have more
+            parameters than ``ganlib.models.layers.MAX_PARAMETERS`` (2 billion) or hold
+            more activations for one image than ``MAX_ACTIVATIONS`` (2**30), counted on the
+            meta device before anything is allocated.
 
     Examples:
         >>> gan = DCGAN(image_size=28)
@@ -296,12 +307,20 @@ class DCGAN(GAN):
             raise TypeError(f"`spectral_norm` must be True or False, got {spectral_norm!r}")
         if spectral_norm:  # (recorded only when on: earlier configs stay as they were)
             self.config.update(spectral_norm=True)
-        self.generator = Generator(
-            steps, widths, latent_dim, channels, bias, num_classes, embedding_dim or 0
-        )
-        self.discriminator = Discriminator(
-            steps, widths, channels, bias, num_classes, batchnorm=not spectral_norm
-        )
+
+        def build() -> tuple[Generator, Discriminator]:
+            return (
+                Generator(
+                    steps, widths, latent_dim, channels, bias, num_classes, embedding_dim or 0
+                ),
+                Discriminator(
+                    steps, widths, channels, bias, num_classes, batchnorm=not spectral_norm
+                ),
+            )
+
+        described = ", ".join(f"{key}={value!r}" for key, value in self.config.items())
+        check_network_size(build, image_size, latent_dim, num_classes, f"DCGAN({described})")
+        self.generator, self.discriminator = build()
         if init is not None:  # (schemes leave embeddings alone)
             init_weights_(self, init, generator=init_generator, argument_name="init")
         if num_classes is not None and init_generator is not None:

@@ -1,4 +1,5 @@
-"""Layers shared by the architecture families: spectral normalisation, conditional BatchNorm.
+"""What the architecture families share: spectral normalisation, conditional BatchNorm, and
+the size bound every builder checks before it allocates a network.
 
 Spectral normalisation (Miyato et al., 2018) divides a weight by an estimate of its
 largest singular value, kept by one power iteration per training forward; it is
@@ -14,14 +15,92 @@ discriminator on real and fake images does.)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["ConditionalBatchNorm2d", "spectral_norm_"]
+__all__ = [
+    "MAX_ACTIVATIONS",
+    "MAX_PARAMETERS",
+    "ConditionalBatchNorm2d",
+    "check_network_size",
+    "spectral_norm_",
+]
+
+# A builder refuses a pair with more parameters than this (generator and discriminator
+# together: 8 GB of float32 weights, 24 GB with Adam's two moments), the same bound as
+# ``checkpoint.MAX_LOAD_PARAMETERS``.
+MAX_PARAMETERS = 2_000_000_000
+# ... or whose layers' outputs hold more elements than this for one image through the
+# generator and then the discriminator (4 GiB in float32, before the backward pass's).
+MAX_ACTIVATIONS = 2**30
+
+
+def check_network_size(
+    build: Callable[[], tuple[nn.Module, nn.Module]],
+    image_size: int,
+    latent_dim: int,
+    num_classes: int | None,
+    described: str,
+) -> None:
+    """Refuse a pair too large to train, before allocating it: ``build()`` runs on the meta
+    device (no memory, no random draws) and its parameters are counted; where the layers'
+    outputs could exceed `MAX_ACTIVATIONS`, one image goes through its generator and
+    discriminator there, counting every layer's output.
+
+    Args:
+        build: Builds the generator and the discriminator, as the real build will.
+        image_size: The side of the pair's square images.
+        latent_dim: The generator's latent size.
+        num_classes: The classes of a conditional pair, else ``None``.
+        described: The builder's call, for the message (``"DCGAN(image_size=4096, ...)"``).
+
+    Raises:
+        ValueError: Over `MAX_PARAMETERS` or `MAX_ACTIVATIONS`, naming the count, the bound
+            and the arguments that set them.
+    """
+    with torch.device("meta"):
+        generator, discriminator = build()
+    networks = (generator, discriminator)
+    parameters = sum(p.numel() for network in networks for p in network.parameters())
+    if parameters > MAX_PARAMETERS:
+        raise ValueError(
+            f"{described} would have {parameters:,} parameters, over the bound of "
+            f"{MAX_PARAMETERS:,} (ganlib.models.layers.MAX_PARAMETERS): lower `width`, cap "
+            "it with `max_width`, or lower `image_size`"
+        )
+    # No layer's output holds more channels than the widest weight dimension, nor more
+    # positions than the image: where that ceiling is under the bound (every ordinary
+    # network), the exact count, a forward pass on the meta device (tens of ms), is skipped.
+    leaves = [m for network in networks for m in network.modules() if not any(m.children())]
+    widest = max((max(p.shape, default=1) for n in networks for p in n.parameters()), default=1)
+    if len(leaves) * widest * image_size**2 <= MAX_ACTIVATIONS:
+        return
+    elements = [0]
+
+    def count(module: nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(output, Tensor):
+            elements[0] += output.numel()
+
+    handles = [leaf.register_forward_hook(count) for leaf in leaves]
+    labels = () if num_classes is None else (torch.zeros(1, dtype=torch.long, device="meta"),)
+    try:
+        with torch.no_grad():
+            discriminator(generator(torch.zeros(1, latent_dim, device="meta"), *labels), *labels)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if elements[0] > MAX_ACTIVATIONS:
+        raise ValueError(
+            f"{described} would hold {elements[0]:,} activations for one image through its "
+            f"generator and discriminator, over the bound of {MAX_ACTIVATIONS:,} "
+            "(ganlib.models.layers.MAX_ACTIVATIONS): lower `image_size` or `width`"
+        )
+
 
 # The layers spectral normalisation applies to: each has a 2-D-or-more ``weight``.
 _NORMALISED = (nn.Conv2d, nn.Linear, nn.Embedding)

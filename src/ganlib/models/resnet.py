@@ -34,7 +34,7 @@ from .._validation import check_int
 from ..gan import GAN, check_labels
 from ..init import InitScheme, init_weights_
 from .dcgan import size_plan, stage_widths
-from .layers import ConditionalBatchNorm2d, spectral_norm_
+from .layers import ConditionalBatchNorm2d, check_network_size, spectral_norm_
 
 __all__ = ["DownBlock", "ResNetDiscriminator", "ResNetGAN", "ResNetGenerator", "UpBlock"]
 
@@ -242,7 +242,9 @@ class ResNetGAN(GAN):
 
     Raises:
         TypeError: If a size argument is not an integer.
-        ValueError: If a size argument is out of range.
+        ValueError: If a size argument is out of range, or the pair is over the size bound
+            [`DCGAN`][ganlib.DCGAN] states (``ganlib.models.layers.MAX_PARAMETERS``,
+            ``MAX_ACTIVATIONS``), counted on the meta device before anything is allocated.
 
     Examples:
         >>> gan = ResNetGAN(image_size=28, width=8)
@@ -269,17 +271,29 @@ class ResNetGAN(GAN):
         sizes = [step.out_size for step in size_plan(image_size)]
         check_int("depth", depth, 1)
         self._record(image_size, channels, latent_dim, width, max_width, num_classes, depth=depth)
-        self.generator = ResNetGenerator(
-            sizes,
-            stage_widths(len(sizes), width, max_width),
-            latent_dim,
-            channels,
-            depth,
-            num_classes,
-        )
-        self.discriminator = ResNetDiscriminator(
-            sizes, stage_widths(len(sizes) - 1, width, max_width), channels, depth, num_classes
-        )
+
+        def build() -> tuple[ResNetGenerator, ResNetDiscriminator]:
+            return (
+                ResNetGenerator(
+                    sizes,
+                    stage_widths(len(sizes), width, max_width),
+                    latent_dim,
+                    channels,
+                    depth,
+                    num_classes,
+                ),
+                ResNetDiscriminator(
+                    sizes,
+                    stage_widths(len(sizes) - 1, width, max_width),
+                    channels,
+                    depth,
+                    num_classes,
+                ),
+            )
+
+        described = ", ".join(f"{key}={value!r}" for key, value in self.config.items())
+        check_network_size(build, image_size, latent_dim, num_classes, f"ResNetGAN({described})")
+        self.generator, self.discriminator = build()
         if init is not None:  # (schemes leave embeddings alone)
             init_weights_(self, init, generator=init_generator)
         if num_classes is not None:

@@ -10,7 +10,7 @@ same run. Its checkpoint entries keep the layout every earlier release wrote (``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, get_args
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +22,7 @@ from ..augment import Augment
 from ..checkpoint import misfit
 from ..data.checks import check_data
 from ..gan import GAN, as_gan
-from ..losses import AdversarialLoss, LossName, get_loss
+from ..losses import Loss, LossName, as_loss
 from ..runtime import Runtime
 from ..sampling import generate
 from ..step import METRIC_NAMES, AdversarialStep, StepNetworks
@@ -46,8 +46,8 @@ class AdversarialTask(Task):
             ``.generator``, ``.discriminator`` and ``.sample_noise``, or a ``(generator,
             discriminator, latent_dim_or_sampler)`` tuple; trained on (images, labels)
             if conditional (``num_classes``).
-        loss: ``"bce"`` (the recipe), ``"hinge"``, ``"wgan-gp"``, ``"lsgan"``, or a loss
-            object (see [`ganlib.losses`][ganlib.losses]).
+        loss: ``"bce"`` (the recipe), ``"hinge"``, ``"wgan-gp"``, ``"lsgan"``, or a
+            [`Loss`][ganlib.losses.Loss] (see [`ganlib.losses`][ganlib.losses]).
         g_optimizer: Optimizer for G, a function ``params -> Optimizer``, Adam's settings
             (``{"lr": 1e-4}``), or ``None`` for Adam(lr 2e-4, betas (0.5, 0.999)).
         d_optimizer: The same for D.
@@ -66,22 +66,14 @@ class AdversarialTask(Task):
         self,
         gan: Any,
         *,
-        loss: LossName | AdversarialLoss = "bce",
+        loss: LossName | Loss = "bce",
         g_optimizer: optim.OptimizerArg = None,
         d_optimizer: optim.OptimizerArg = None,
         d_steps: int = 1,
         augment: str | Augment | None = None,
     ) -> None:
         self.gan: GAN = as_gan(gan)
-        if isinstance(loss, str):
-            self.loss: AdversarialLoss = get_loss(loss)  # type: ignore[arg-type]
-        elif isinstance(loss, AdversarialLoss):
-            self.loss = loss
-        else:
-            raise TypeError(
-                f"`loss` must be one of {list(get_args(LossName))} or an object with "
-                f"discriminator_loss and generator_loss methods, got {type(loss).__name__}"
-            )
+        self.loss: Loss = as_loss(loss)
         self.d_steps = check_int("d_steps", d_steps, 1)
         self.augment = augment
         self._optimizer_args = {"g_optimizer": g_optimizer, "d_optimizer": d_optimizer}

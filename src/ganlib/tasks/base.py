@@ -126,7 +126,7 @@ class Task(abc.ABC):
     def build_optimizer(self, arg: optim.OptimizerArg, module: nn.Module, name: str) -> Optimizer:
         """``module``'s optimizer from a Trainer-style argument (an optimizer, a function of
         parameters, Adam's settings, or ``None`` for the recipe's Adam), fused on the fast
-        path ([`ganlib.optim.build_optimizer`][ganlib.optim.build_optimizer])."""
+        path (``ganlib.optim.build_optimizer``)."""
         return optim.build_optimizer(arg, module, name, fused=self.context.runtime.fused_optimizers)
 
     def forward_of(self, module: nn.Module) -> Callable[..., Tensor]:

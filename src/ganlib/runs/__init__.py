@@ -1,0 +1,51 @@
+"""A training run: its settings, its folder, and ``train(settings)``.
+
+One owner for everything a run is: [`RunSettings`][ganlib.runs.RunSettings] (one
+definition: ``ganlib train``'s flags, ``config.toml``'s keys, presets and checks),
+[`RunFolder`][ganlib.runs.RunFolder] (one rule for a run's checkpoint and files), and
+[`train`][ganlib.runs.train] (check everything, lock, then write; resume what was run).
+``ganlib train``, ``examples/mnist.py`` and the benchmarks all go through it.
+"""
+
+from .build import (
+    RunTask,
+    build_adversarial,
+    build_trainer,
+    callbacks_for,
+    evaluation_for,
+    register_run_task,
+    run_tasks,
+)
+from .config import read_config, save_json, write_config
+from .folder import CONFIG_NAME, RunFolder
+from .presets import load_preset, presets
+from .settings import DEFAULT_WIDTHS, SMALL_IMAGE, Rule, RunSettings, flag_name
+from .train import FIXED_ON_RESUME, RunConfig, RunResult, load_data, resume_command, train
+
+__all__ = [
+    "CONFIG_NAME",
+    "DEFAULT_WIDTHS",
+    "FIXED_ON_RESUME",
+    "SMALL_IMAGE",
+    "Rule",
+    "RunConfig",
+    "RunFolder",
+    "RunResult",
+    "RunSettings",
+    "RunTask",
+    "build_adversarial",
+    "build_trainer",
+    "callbacks_for",
+    "evaluation_for",
+    "flag_name",
+    "load_data",
+    "load_preset",
+    "presets",
+    "read_config",
+    "register_run_task",
+    "resume_command",
+    "run_tasks",
+    "save_json",
+    "train",
+    "write_config",
+]

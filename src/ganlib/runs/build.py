@@ -1,0 +1,256 @@
+"""A run's Trainer from its settings: its task (a GAN pair, or a registered run task),
+the Trainer's switches and the run folder's callbacks."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._logging import logger
+from ..callbacks import (
+    EMA,
+    Callback,
+    Evaluation,
+    LossCurve,
+    MetricsLogger,
+    ModelCheckpoint,
+    ProgressBar,
+    RunReport,
+    SampleGrid,
+    TensorBoardLogger,
+)
+from ..data.common import DataNotFoundError
+from ..data.sources import RunData, load_run_data
+from ..device import resolve_device
+from ..gan import build_gan
+from ..losses import get_loss
+from ..runtime import fast_by_default
+from ..tasks import AdversarialTask, Task
+from ..trainer import Trainer
+from .folder import RunFolder
+from .settings import RunSettings
+
+__all__ = [
+    "RunTask",
+    "build_adversarial",
+    "build_trainer",
+    "callbacks_for",
+    "evaluation_for",
+    "register_run_task",
+    "run_tasks",
+]
+
+
+def callbacks_for(settings: RunSettings) -> list[Callback]:
+    """The run folder's writers: grids, metrics, loss curve, EMA, evaluation, checkpoints."""
+    out = Path(settings.out)
+    grid_epochs = None if settings.grid_every else 1
+    shown = {k: v for k, v in settings.as_dict().items() if v is not None}
+    report_every = settings.grid_every or settings.progress_every
+    evaluation = evaluation_for(settings)
+    return [
+        ProgressBar(every_n_steps=settings.progress_every),
+        *([EMA(settings.ema_decay, warmup=settings.ema_warmup)] if settings.ema else []),
+        *([evaluation] if evaluation is not None else []),
+        SampleGrid(
+            out,
+            num_samples=settings.grid_samples,
+            nrow=settings.grid_nrow,
+            every_n_epochs=grid_epochs,
+            every_n_steps=settings.grid_every,
+        ),
+        # (after SampleGrid: they show its newest grid)
+        *([RunReport(out, settings=shown, every_n_steps=report_every)] if settings.report else []),
+        *([TensorBoardLogger(out / "tensorboard", hparams=shown)] if settings.tensorboard else []),
+        MetricsLogger(out / "metrics.csv"),
+        LossCurve(out / "loss_curve.png"),
+        ModelCheckpoint(
+            RunFolder(out).checkpoints,
+            every_n_steps=settings.checkpoint_every,
+            keep_last=settings.keep_checkpoints,
+            monitor="fd" if evaluation is not None else None,  # best.ckpt: the best FD's step
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """How a run builds its task from its settings (``--task NAME``).
+
+    Attributes:
+        build: ``(settings, data) -> Task``; ``settings`` has ``image_size`` and
+            ``channels`` resolved, ``data`` is the run's (its classes, its images).
+        callbacks: ``(settings, task) -> callbacks`` the task adds to the run folder's.
+    """
+
+    build: Callable[[RunSettings, RunData], Task]
+    callbacks: Callable[[RunSettings, Task], list[Callback]] = lambda settings, task: []
+
+
+_RUN_TASKS: dict[str, RunTask] = {}
+
+
+def register_run_task(name: str, run_task: RunTask) -> None:
+    """Make ``ganlib train --task NAME`` (and ``RunSettings(task=NAME)``) build this task.
+
+    Raises:
+        ValueError: If ``name`` is taken by another task.
+    """
+    if _RUN_TASKS.get(name, run_task) is not run_task:
+        raise ValueError(f"run task {name!r} is already registered")
+    _RUN_TASKS[name] = run_task
+
+
+def run_tasks() -> list[str]:
+    """The names ``--task`` takes."""
+    return sorted(_RUN_TASKS)
+
+
+def build_adversarial(settings: RunSettings, data: RunData) -> Task:
+    """The GAN pair the settings name (seeded by ``settings.seed``), as an adversarial task.
+
+    ``arch`` and ``width`` left ``None`` are chosen for the data, in place
+    ([`RunSettings.choose_network`][ganlib.runs.RunSettings.choose_network]).
+
+    Raises:
+        ValueError: For a conditional run on data without classes.
+    """
+    settings.choose_network()
+    assert settings.arch is not None  # (chosen)
+    torch.manual_seed(settings.seed)  # the networks' initialisation
+    config: dict[str, Any] = dict(
+        image_size=settings.image_size, channels=settings.channels, latent_dim=settings.latent_dim
+    )
+    if settings.width is not None:  # (None: a user architecture's own default)
+        config["width"] = settings.width
+    if settings.conditional:
+        if data.num_classes is None:
+            raise ValueError("a conditional run needs data with classes (subfolders, digits)")
+        config["num_classes"] = data.num_classes
+    if settings.spectral_norm:
+        config["spectral_norm"] = True
+    return AdversarialTask(
+        build_gan(settings.arch, config),
+        loss=get_loss(
+            settings.loss,  # type: ignore[arg-type]
+            r1_gamma=settings.r1_gamma,
+            r1_every=settings.r1_every,
+        ),
+        augment=settings.augment,
+        # Adam's settings, not Adam: the Trainer picks the kernel (fused on the fast path)
+        g_optimizer={"lr": settings.lr_g, "betas": (settings.beta1, settings.beta2)},
+        d_optimizer={"lr": settings.lr_d, "betas": (settings.beta1, settings.beta2)},
+        d_steps=settings.d_steps,
+    )
+
+
+register_run_task("adversarial", RunTask(build_adversarial))
+
+
+def resolved_fast(settings: RunSettings) -> bool:
+    """``settings.fast``, or where it is ``None`` the device's default
+    ([`fast_by_default`][ganlib.runtime.fast_by_default])."""
+    if settings.fast is not None:
+        return settings.fast
+    return fast_by_default(resolve_device(settings.device))
+
+
+def build_trainer(
+    settings: RunSettings,
+    *,
+    num_classes: int | None = None,
+    data: RunData | None = None,
+    overwrite: bool = False,
+    extra_callbacks: Iterable[Callback] = (),
+    **trainer_args: Any,
+) -> Trainer:
+    """The run's task (``settings.task``), its optimizers and the run's Trainer.
+
+    Args:
+        settings: The run's settings, with ``image_size`` and ``channels`` resolved.
+        num_classes: The data's classes, for a conditional run (when ``data`` is not given).
+        data: The run's data ([`load_data`][ganlib.runs.load_data]).
+        overwrite: Let a fresh run replace an earlier run's files.
+        extra_callbacks: Callbacks after the run folder's own
+            ([`callbacks_for`][ganlib.runs.callbacks_for]).
+        trainer_args: More [`Trainer`][ganlib.Trainer] arguments.
+
+    Raises:
+        ValueError: For an unknown task, a conditional run without classes, or
+            unresolved image sizes.
+    """
+    if settings.image_size is None or settings.channels is None:
+        raise ValueError("build_trainer needs settings.image_size and settings.channels")
+    if settings.task not in _RUN_TASKS:
+        raise ValueError(f"--task must be one of {', '.join(run_tasks())}, got {settings.task!r}")
+    if data is None:
+        data = RunData(torch.empty(0), None, settings.image_size, settings.channels, num_classes)
+    run_task = _RUN_TASKS[settings.task]
+    task = run_task.build(settings, data)
+    return Trainer(
+        task,
+        device=settings.device,
+        precision=settings.precision,  # type: ignore[arg-type]
+        fast=resolved_fast(settings),
+        max_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        seed=settings.seed,
+        callbacks=[*callbacks_for(settings), *run_task.callbacks(settings, task), *extra_callbacks],
+        overwrite=overwrite,
+        **trainer_args,
+    )
+
+
+def evaluation_for(settings: RunSettings) -> Evaluation | None:
+    """The run's [`Evaluation`][ganlib.callbacks.Evaluation] (``eval_*`` and ``early_stop``
+    settings), or ``None`` where no feature extractor is at hand: the shipped MNIST
+    classifier (or one of its architecture, by its weights file) scores mnist or
+    fashion-mnist against their test split (their train split where the test split is
+    missing). For a folder of images, set one up in Python (docs/metrics.md).
+
+    Raises:
+        ValueError: For ``eval_features`` that do not fit the data, or a missing weights file.
+    """
+    choice = settings.eval_features
+    off = settings.eval_every == 0 or choice == "none"
+    if off or (choice == "auto" and settings.data != "mnist"):
+        return None
+    if settings.data not in ("mnist", "fashion-mnist"):
+        raise ValueError(
+            f"`eval_features` {choice!r} scores 28x28 grayscale mnist or fashion-mnist, got "
+            f"data {settings.data!r}; for a folder of images use 'none' here and set up "
+            "ganlib.callbacks.Evaluation from Python (docs/metrics.md)"
+        )
+    weights = None if choice in ("auto", "mnist") else Path(choice)
+    if weights is not None and not weights.is_file():
+        raise ValueError(
+            "`eval_features` must be auto, mnist, none or a classifier weights file, "
+            f"got {choice!r}, which is no file"
+        )
+    return Evaluation.mnist(
+        _reference_images(settings),
+        weights=weights,
+        every_n_steps=settings.eval_every,
+        num_samples=settings.eval_samples,
+        patience=settings.early_stop,
+    )
+
+
+def _reference_images(settings: RunSettings) -> torch.Tensor:
+    """The named data set's test split, or its train split where the test split is missing."""
+    load = functools.partial(
+        load_run_data, settings.data, data_dir=settings.data_dir, download=settings.download
+    )
+    try:
+        return load(split="test").images
+    except DataNotFoundError:
+        logger.info(
+            f"evaluation: no {settings.data} test split in {settings.data_dir}; "
+            "scoring against the train split"
+        )
+        return load(split="train").images

@@ -1,0 +1,364 @@
+"""A run's settings: one definition for the ``ganlib train`` flags, ``config.toml`` keys,
+presets and checks.
+
+Each field of [`RunSettings`][ganlib.runs.RunSettings] is a setting: its type and default
+come from the annotation, its help from the class docstring, and its rule (a range, a set
+of choices) from the field's `Rule`. ``ganlib train`` makes one flag per field, a config
+file sets the same names, and [`RunSettings.validate`][ganlib.runs.RunSettings.validate]
+checks every value the same way wherever it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["DEFAULT_WIDTHS", "SMALL_IMAGE", "Rule", "RunSettings", "flag_name"]
+
+# The network a run gets when it names none: for small grayscale images (one channel, at
+# most SMALL_IMAGE pixels a side: MNIST, Fashion-MNIST) the residual family, which
+# docs/results.md measured best at the full MNIST budget; DCGAN for the rest, and for
+# conditional runs (where DCGAN measured better on MNIST). A width not given is the
+# architecture's entry here (a user's architecture: its builder's default).
+SMALL_IMAGE = 32
+DEFAULT_WIDTHS = {"dcgan": 64, "resnet": 32}
+
+# Most images one grid, one evaluation or one final scoring draws (memory and time bounds).
+MAX_SAMPLES = 100_000
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of setting ``name`` (``lr_g`` -> ``--lr-g``)."""
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What values a setting takes beyond its type: bounds and choices.
+
+    Attributes:
+        low: The smallest value allowed.
+        high: The largest value allowed.
+        above: Values must be greater than this.
+        below: Values must be less than this.
+        choices: The values allowed, for a string setting.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    below: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        """The rule in words: ``a positive integer``, ``in [0, 1)``, ``one of a, b``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(self.choices)
+        if self.above is not None and self.below is not None:
+            return f"in ({self.above:g}, {self.below:g})"
+        if self.low is not None and self.below is not None:
+            return f"in [{self.low:g}, {self.below:g})"
+        if self.low is not None and self.high is not None:
+            return f"in [{self.low:,g}, {self.high:,g}]"
+        if self.above is not None:
+            return f"> {self.above:g}"
+        if self.low is not None:
+            return f">= {self.low:g}"
+        return "any value"
+
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` (of the setting's type) keeps the rule."""
+        if self.choices is not None:
+            return value in self.choices
+        checks = (
+            (self.low, lambda v, b: v >= b),
+            (self.high, lambda v, b: v <= b),
+            (self.above, lambda v, b: v > b),
+            (self.below, lambda v, b: v < b),
+        )
+        return all(bound is None or ok(value, bound) for bound, ok in checks)
+
+
+def _setting(default: Any = None, rule: Rule | None = None, **kwargs: Any) -> Any:
+    """A settings field with its rule (``factory`` for defaults computed at creation)."""
+    factory = kwargs.pop("factory", None)
+    metadata = {"rule": rule}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+POSITIVE = Rule(low=1)
+NON_NEGATIVE = Rule(low=0)
+RATE = Rule(above=0.0)
+FRACTION = Rule(low=0.0, below=1.0)
+
+
+@dataclass
+class RunSettings:
+    """Every setting of a run; ``None`` means "from the data" or "not used".
+
+    Attributes:
+        data: A folder of images (searched recursively; subfolders are the classes of
+            a conditional run), or ``mnist`` / ``fashion-mnist`` / ``stacked-mnist``.
+        task: What is trained: ``adversarial`` (a GAN pair), or another registered run
+            task (``ganlib.runs.run_tasks()``).
+        out: The run folder.
+        data_dir: Where named data sets are read (and downloaded, where online).
+        split: ``train`` or ``test`` for named data sets.
+        download: Allow downloading named data sets that are missing.
+        image_size: Side of the square images; the data's when ``None``.
+        channels: Image channels; the data's when ``None``.
+        arch: A registered architecture (``ganlib.gan.architectures()``), or ``None``:
+            ``resnet`` for grayscale images up to 32 pixels a side, ``dcgan`` otherwise
+            (and with ``spectral_norm`` or ``conditional``).
+        latent_dim: Latent size.
+        width: Feature channels next to the image, or ``None``: 32 for ``resnet``, 64 for
+            ``dcgan``.
+        spectral_norm: Spectral normalisation in D (DCGAN; ResNetGAN's D always has it).
+        conditional: Train on the data's classes (folder subfolders, digits).
+        loss: ``bce``, ``hinge``, ``wgan-gp`` or ``lsgan``.
+        r1_gamma: Weight of an R1 penalty, or ``None``.
+        r1_every: Compute R1 every this many D updates, scaled to match (lazy R1).
+        augment: A DiffAugment policy on all D sees (``translation,cutout,color``), or
+            ``None``.
+        lr_g: Generator learning rate.
+        lr_d: Discriminator learning rate.
+        beta1: Adam's first beta.
+        beta2: Adam's second beta.
+        batch_size: Images per step.
+        epochs: Epochs to train; ``None``: 10 unless ``max_steps`` is given. With both, the
+            first reached ends the run.
+        max_steps: Steps to train, or ``None``: by ``epochs``. Given alone, it alone decides.
+        d_steps: D updates per G update.
+        shuffle: Reshuffle the data every epoch.
+        ema: Keep an EMA of G (grids and ``ganlib sample --ema`` use it).
+        ema_decay: The EMA's decay.
+        ema_warmup: Ramp the EMA's decay up early in training.
+        fast: The Trainer's fast path; ``None``: on where it is measured to keep quality
+            (CUDA, and CPUs with native bf16), off elsewhere. ``--no-fast``: plain fp32.
+        precision: ``32``, ``bf16``, ``16``, or ``None`` (decided by ``fast``).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        seed: Seed of the initialisation, data order and latents.
+        num_workers: DataLoader workers (0: data held in memory).
+        grid_every: Steps between sample grids (``None``: every epoch).
+        checkpoint_every: Steps between checkpoints (``None``: every epoch).
+        keep_checkpoints: Step checkpoints kept.
+        grid_samples: Images per grid.
+        grid_nrow: Images per grid row.
+        progress_every: Steps between progress lines when output is not a terminal.
+        report: Keep ``report.html`` (settings, curves, grids, state) in the run folder.
+        tensorboard: Also log to TensorBoard in ``OUT/tensorboard`` (needs tensorboard).
+        eval_every: Steps between evaluations (FD of a fixed sample, diversity, classes
+            covered; also at the last step) where features are at hand (``eval_features``);
+            0: none.
+        eval_samples: Images scored at each evaluation.
+        eval_features: ``auto`` (the shipped MNIST classifier for mnist, no evaluation
+            otherwise), ``mnist``, ``none``, or a weights file of the MNIST classifier's
+            architecture trained on the data (a Fashion-MNIST one, say).
+        early_stop: Stop after this many evaluations without a better FD (``None``: never).
+    """
+
+    data: str
+    task: str = "adversarial"
+    out: str = "runs/gan"
+    data_dir: str = _setting(factory=lambda: os.environ.get("GANLIB_DATA", "./data"))
+    split: str = _setting("train", Rule(choices=("train", "test")))
+    download: bool = True
+    image_size: int | None = _setting(None, Rule(low=5, high=4096))
+    channels: int | None = _setting(None, Rule(choices=None, low=1, high=4))
+    arch: str | None = None
+    latent_dim: int = _setting(100, Rule(low=1, high=100_000))
+    width: int | None = _setting(None, Rule(low=1, high=100_000))
+    spectral_norm: bool = False
+    conditional: bool = False
+    loss: str = _setting("bce", Rule(choices=("bce", "hinge", "wgan-gp", "lsgan")))
+    r1_gamma: float | None = _setting(None, RATE)
+    r1_every: int = _setting(1, POSITIVE)
+    augment: str | None = None
+    lr_g: float = _setting(2e-4, RATE)
+    lr_d: float = _setting(2e-4, RATE)
+    beta1: float = _setting(0.5, FRACTION)
+    beta2: float = _setting(0.999, FRACTION)
+    batch_size: int = _setting(50, Rule(low=1, high=1_000_000))
+    epochs: int | None = _setting(None, POSITIVE)
+    max_steps: int | None = _setting(None, POSITIVE)
+    d_steps: int = _setting(1, Rule(low=1, high=1000))
+    shuffle: bool = True
+    ema: bool = True
+    ema_decay: float = _setting(0.999, FRACTION)
+    ema_warmup: bool = True
+    fast: bool | None = None
+    precision: str | None = _setting(
+        None, Rule(choices=("32", "bf16", "16", "32-true", "bf16-mixed", "16-mixed"))
+    )
+    device: str = "auto"
+    seed: int = _setting(0, Rule(low=0, high=2**63 - 1))
+    num_workers: int = _setting(0, Rule(low=0, high=1024))
+    grid_every: int | None = _setting(None, POSITIVE)
+    checkpoint_every: int | None = _setting(None, POSITIVE)
+    keep_checkpoints: int = _setting(2, POSITIVE)
+    grid_samples: int = _setting(64, Rule(low=1, high=10_000))
+    grid_nrow: int = _setting(8, Rule(low=1, high=10_000))
+    progress_every: int = _setting(100, POSITIVE)
+    report: bool = True
+    tensorboard: bool = False
+    eval_every: int = _setting(1000, NON_NEGATIVE)
+    eval_samples: int = _setting(2000, Rule(low=2, high=MAX_SAMPLES))
+    eval_features: str = "auto"
+    early_stop: int | None = _setting(None, POSITIVE)
+
+    # ------------------------------------------------------------ checks
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The setting names, in order."""
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def rule(cls, name: str) -> Rule | None:
+        """The rule of setting ``name`` (``None``: its type alone)."""
+        return _fields()[name].metadata.get("rule")
+
+    @classmethod
+    def kind(cls, name: str) -> type:
+        """The type of setting ``name`` (``X`` of an ``X | None`` annotation)."""
+        return _setting_kinds()[name]
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        """The help text of setting ``name``, from the class docstring."""
+        return _setting_help().get(name, "")
+
+    def validate(self, source: str | Mapping[str, str] = "flags") -> RunSettings:
+        """Check every value against its type and rule, and the settings against each
+        other; returns ``self``.
+
+        Args:
+            source: Where the values came from, for messages (``flags``, a config path),
+                or that by setting name.
+
+        Raises:
+            ValueError: Naming the setting (as a flag), the rule and the value received.
+        """
+        for name in self.names():
+            value = getattr(self, name)
+            kind = self.kind(name)
+            if value is None:
+                continue
+            ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+                setattr(self, name, value)
+            if not ok:
+                raise ValueError(
+                    f"{_named(source, name)} must be {kind.__name__}, got {value!r}"
+                    + _from(source, name)
+                )
+            rule = self.rule(name)
+            if rule is not None and not rule.allows(value):
+                shown = f"{value:,}" if isinstance(value, int) and abs(value) >= 10_000 else value
+                raise ValueError(
+                    f"{_named(source, name)} must be {rule.describe()}, got {shown!r}"[:300]
+                    + _from(source, name)
+                )
+        if not self.data:
+            raise ValueError(
+                "DATA must name a folder of images, mnist, fashion-mnist or stacked-mnist"
+            )
+        if not str(self.out).strip():
+            raise ValueError(f"--out must name a folder, got {self.out!r}" + _from(source, "out"))
+        if self.r1_gamma is None and self.r1_every != 1:
+            raise ValueError(
+                f"--r1-every configures the R1 penalty: give --r1-gamma too, got r1_every="
+                f"{self.r1_every}" + _from(source, "r1_every")
+            )
+        return self
+
+    def choose_network(self) -> None:
+        """Fill in ``arch`` and ``width`` where they are ``None``, for the data's
+        ``image_size`` and ``channels`` (in place; given values are kept).
+
+        Raises:
+            ValueError: If ``image_size`` or ``channels`` is still unresolved.
+        """
+        if self.image_size is None or self.channels is None:
+            raise ValueError("choose_network needs image_size and channels (the data's)")
+        if self.arch is None:
+            small_gray = self.channels == 1 and self.image_size <= SMALL_IMAGE
+            plain = not (self.spectral_norm or self.conditional)
+            self.arch = "resnet" if small_gray and plain else "dcgan"
+        if self.width is None:
+            self.width = DEFAULT_WIDTHS.get(self.arch)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str | Mapping[str, str]) -> RunSettings:
+        """Settings from a mapping (a config file's ``[run]`` table), validated.
+
+        Raises:
+            ValueError: For unknown names or values that break their rule, naming ``source``.
+        """
+        unknown = sorted(set(values) - set(cls.names()))
+        if unknown:
+            where = _from(source, unknown[0]).strip(" ()").removeprefix("in ") or "flags"
+            raise ValueError(f"{where}: unknown settings {unknown}; known: {cls.names()}")
+        if "data" not in values:
+            raise ValueError(
+                "`data` is required (a folder, mnist, fashion-mnist or stacked-mnist)"
+                + _from(source, "data")
+            )
+        settings = cls(data=str(values["data"]))
+        for name, value in values.items():
+            setattr(settings, name, value)
+        return settings.validate(source)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain values, by name."""
+        return dataclasses.asdict(self)
+
+
+def _named(source: str | Mapping[str, str], name: str) -> str:
+    """A setting as its source names it: ``--lr-g`` for a flag, ```lr_g``` in a file."""
+    where = source if isinstance(source, str) else source.get(name, "flags")
+    return flag_name(name) if where == "flags" else f"`{name}`"
+
+
+def _from(source: str | Mapping[str, str], name: str) -> str:
+    where = source if isinstance(source, str) else source.get(name, "flags")
+    return "" if where == "flags" else f" (in {where})"
+
+
+@functools.cache
+def _fields() -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in fields(RunSettings)}
+
+
+@functools.cache
+def _setting_kinds() -> dict[str, type]:
+    """Each setting's type, ``X`` of an ``X | None`` annotation."""
+    kinds = {}
+    for name, hint in typing.get_type_hints(RunSettings).items():
+        kinds[name] = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    return kinds
+
+
+@functools.cache
+def _setting_help() -> dict[str, str]:
+    """Each setting's help text, read from RunSettings' docstring (written once)."""
+    doc = RunSettings.__doc__ or ""
+    helps: dict[str, str] = {}
+    name = None
+    for line in doc.split("Attributes:", 1)[-1].splitlines():
+        match = re.match(r"\s{8}(\w+): (.*)", line)
+        if match:
+            name, text = match.groups()
+            helps[name] = text
+        elif name and line.strip():
+            helps[name] += " " + line.strip()
+    return {k: v.replace("``", "") for k, v in helps.items()}
