@@ -129,6 +129,9 @@ def test_paired_folders_match_by_name_whatever_the_extension(tmp_path):
         Image.fromarray(colour(255 - value).numpy()).convert("L").save(negative)
     a, b = load_paired_folders(tmp_path / "a", tmp_path / "b", 8, channels_a=3, channels_b=1)
     assert a.shape == (3, 3, 8, 8) and b.shape == (3, 1, 8, 8)
+    # Left to the data: A's median size, each folder's channels from its files (B is grey).
+    same_a, same_b = load_paired_folders(tmp_path / "a", tmp_path / "b")
+    assert torch.equal(same_a, a) and torch.equal(same_b, b)
     # Sorted by name (cat, dog, sub/eel): B is A's negative, pair for pair.
     assert torch.allclose(a[:, 0, 0, 0] + b[:, 0, 0, 0], torch.zeros(3), atol=1e-6)
     write(tmp_path / "a" / "fox.png", colour(1))

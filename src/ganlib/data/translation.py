@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Literal, NamedTuple
 
 import torch
@@ -184,89 +183,96 @@ def mnist_style_domains(
 # ---------------------------------------------------------------- your own data
 
 
-def _read(path: Path, channels: int) -> Image.Image:
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
-    if mode is None:
-        raise ValueError(f"`channels` must be 1, 3 or 4, got {channels!r}")
-    with Image.open(path) as image:
-        return image.convert(mode)
-
-
-def _to_tensor(image: Image.Image, image_size: int) -> Tensor:
-    """A PIL image resized to a square (the reference's ``resize``, aspect not kept), in [-1, 1]."""
-    resized = TF.resize(image, [image_size, image_size], antialias=True)
-    return to_unit_range(TF.pil_to_tensor(resized))
-
-
-def _files(root: str | os.PathLike[str]) -> list[Path]:
-    return list(ImageFolder(root, None, 3).files)
+def _folder(root: str | os.PathLike[str], size: int | None, channels: int | None) -> ImageFolder:
+    """A folder's listing: its files, and its channels decided from every header."""
+    if size is not None:
+        check_int("image_size", size, 1)
+    return ImageFolder(root, size, channels)
 
 
 def load_aligned_pairs(
     root: str | os.PathLike[str],
-    image_size: int,
-    channels: int = 3,
+    image_size: int | None = None,
+    channels: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The reference's aligned data sets: every image under ``root`` holds A (left half)
-    and B (right half) side by side; each half is resized to ``image_size`` square.
+    and B (right half) side by side; each half is resized to a square of ``image_size``
+    (``None``: the files' median height).
+
+    Args:
+        root: The folder (searched recursively).
+        image_size: Side of the square halves.
+        channels: 1, 3 or 4, or ``None``: decided from every file (3 if any is in colour).
 
     Returns:
-        ``(images_a, images_b)``, each (N, channels, image_size, image_size) in [-1, 1].
+        ``(images_a, images_b)``, each (N, channels, S, S) in [-1, 1].
 
     Raises:
-        DataNotFoundError: If ``root`` holds no images.
+        DataNotFoundError: If ``root`` is missing or holds no images.
         ValueError: For an image narrower than 2 pixels, naming it.
     """
-    size = check_int("image_size", image_size, 1)
-    images_a, images_b = [], []
-    for path in _files(root):
-        image = _read(path, channels)
+    listing = _folder(root, image_size, channels)
+    size = image_size or listing.median_size
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[listing.channels]
+    images_a: list[Tensor] = []
+    images_b: list[Tensor] = []
+    for path in listing.files:
+        with Image.open(path) as opened:
+            image = opened.convert(mode)
         width, height = image.size
         if width < 2:
             raise ValueError(
                 f"{path} is {width} pixel(s) wide: it cannot hold A and B side by side"
             )
-        images_a.append(_to_tensor(image.crop((0, 0, width // 2, height)), size))
-        images_b.append(_to_tensor(image.crop((width // 2, 0, width // 2 * 2, height)), size))
+        for half, images in ((0, images_a), (1, images_b)):
+            box = (half * (width // 2), 0, (half + 1) * (width // 2), height)
+            square = TF.resize(image.crop(box), [size, size], antialias=True)
+            images.append(to_unit_range(TF.pil_to_tensor(square)))
     return torch.stack(images_a), torch.stack(images_b)
 
 
 def load_paired_folders(
     root_a: str | os.PathLike[str],
     root_b: str | os.PathLike[str],
-    image_size: int,
-    channels_a: int = 3,
+    image_size: int | None = None,
+    channels_a: int | None = None,
     channels_b: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Pairs from two folders whose files match by name (the path under each folder,
-    without its extension: ``a/cat.jpg`` pairs with ``b/cat.png``).
+    without its extension: ``a/cat.jpg`` pairs with ``b/cat.png``), read as
+    [`ImageFolder`][ganlib.data.ImageFolder] reads a folder (shorter side resized to
+    ``image_size``, centre-cropped; ``None``: A's median size), each folder's channels
+    decided from its files unless given.
 
     Returns:
-        ``(images_a, images_b)``, in the sorted order of the names, resized to
-        ``image_size`` square, in [-1, 1].
+        ``(images_a, images_b)`` in the sorted order of the names, in [-1, 1].
 
     Raises:
-        DataNotFoundError: If a folder holds no images.
+        DataNotFoundError: If a folder is missing or holds no images.
         ValueError: If a name is in one folder only, naming how many and the first ones.
     """
-    size = check_int("image_size", image_size, 1)
+    folder_a = _folder(root_a, image_size, channels_a)
+    size = image_size or folder_a.median_size
+    folder_b = _folder(root_b, size, channels_b)
+    images_a, images_b = folder_a.load(), folder_b.load()  # (unreadable files left out)
 
-    def by_name(root: str | os.PathLike[str]) -> dict[str, Path]:
-        return {str(p.relative_to(root).with_suffix("")): p for p in _files(root)}
+    def by_name(folder: ImageFolder) -> dict[str, int]:
+        return {
+            str(p.relative_to(folder.root).with_suffix("")): i for i, p in enumerate(folder.files)
+        }
 
-    files_a, files_b = by_name(root_a), by_name(root_b)
-    for mine, theirs, other in ((files_a, files_b, root_b), (files_b, files_a, root_a)):
+    names_a, names_b = by_name(folder_a), by_name(folder_b)
+    for mine, theirs, other in ((names_a, names_b, root_b), (names_b, names_a, root_a)):
         missing = sorted(set(mine) - set(theirs))
         if missing:
             raise ValueError(
                 f"{len(missing)} image(s) have no match by name in {other}: "
                 f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
             )
-    names = sorted(files_a)
-    channels_b = channels_a if channels_b is None else channels_b
-    images_a = [_to_tensor(_read(files_a[n], channels_a), size) for n in names]
-    images_b = [_to_tensor(_read(files_b[n], channels_b), size) for n in names]
-    return torch.stack(images_a), torch.stack(images_b)
+    names = sorted(names_a)
+    order_a = torch.tensor([names_a[n] for n in names])
+    order_b = torch.tensor([names_b[n] for n in names])
+    return images_a[order_a], images_b[order_b]
 
 
 def match_lengths(images_a: Tensor, images_b: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -293,23 +299,21 @@ def match_lengths(images_a: Tensor, images_b: Tensor, seed: int = 0) -> tuple[Te
 def load_unpaired_folders(
     root_a: str | os.PathLike[str],
     root_b: str | os.PathLike[str],
-    image_size: int,
-    channels_a: int = 3,
+    image_size: int | None = None,
+    channels_a: int | None = None,
     channels_b: int | None = None,
     *,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """Two unpaired domains from two folders (any files, any counts), each image resized
-    to ``image_size`` square and the two made equally long by
+    """Two unpaired domains from two folders (any files, any counts), read as
+    [`ImageFolder`][ganlib.data.ImageFolder] reads a folder (``image_size`` ``None``: A's
+    median size; channels decided per folder unless given), made equally long by
     [`match_lengths`][ganlib.data.match_lengths].
 
     Raises:
-        DataNotFoundError: If a folder holds no images.
+        DataNotFoundError: If a folder is missing or holds no images.
     """
-    size = check_int("image_size", image_size, 1)
-    channels_b = channels_a if channels_b is None else channels_b
-    images = [
-        torch.stack([_to_tensor(_read(path, channels), size) for path in _files(root)])
-        for root, channels in ((root_a, channels_a), (root_b, channels_b))
-    ]
-    return match_lengths(images[0], images[1], seed)
+    folder_a = _folder(root_a, image_size, channels_a)
+    size = image_size or folder_a.median_size
+    images_b = _folder(root_b, size, channels_b).load()
+    return match_lengths(folder_a.load(), images_b, seed)
