@@ -86,10 +86,13 @@ class RunTask:
         build: ``(settings, data) -> Task``; ``settings`` has ``image_size`` and
             ``channels`` resolved, ``data`` is the run's (its classes, its images).
         callbacks: ``(settings, task) -> callbacks`` the task adds to the run folder's.
+        load_data: ``settings -> RunData``, for a task that reads its data its own way
+            (image pairs); ``None``: ``settings.data`` as a folder or a named data set.
     """
 
     build: Callable[[RunSettings, RunData], Task]
     callbacks: Callable[[RunSettings, Task], list[Callback]] = lambda settings, task: []
+    load_data: Callable[[RunSettings], RunData] | None = None
 
 
 _RUN_TASKS: dict[str, RunTask] = {}
@@ -109,6 +112,17 @@ def register_run_task(name: str, run_task: RunTask) -> None:
 def run_tasks() -> list[str]:
     """The names ``--task`` takes."""
     return sorted(_RUN_TASKS)
+
+
+def run_task(name: str) -> RunTask:
+    """The run task registered as ``name``.
+
+    Raises:
+        ValueError: For a name no task is registered under.
+    """
+    if name not in _RUN_TASKS:
+        raise ValueError(f"--task must be one of {', '.join(run_tasks())}, got {name!r}")
+    return _RUN_TASKS[name]
 
 
 def build_adversarial(settings: RunSettings, data: RunData) -> Task:

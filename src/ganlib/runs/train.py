@@ -27,7 +27,7 @@ from ..device import resolve_device
 from ..distributed import is_elastic_restart
 from ..runfolder import refuse_clobbering
 from ..trainer import Trainer, TrainerState
-from .build import build_trainer, resolved_fast
+from .build import build_trainer, resolved_fast, run_task
 from .config import read_config, save_json, write_config
 from .folder import RunFolder
 from .settings import RunSettings, flag_name
@@ -97,17 +97,23 @@ def load_data(settings: RunSettings) -> RunData:
     Raises:
         DataNotFoundError, ValueError: For data that cannot be read.
     """
-    data = load_run_data(
-        settings.data,
-        data_dir=settings.data_dir,
-        split=settings.split,
-        download=settings.download,
-        image_size=settings.image_size,
-        channels=settings.channels,
-        conditional=settings.conditional,
-    )
+    reader = run_task(settings.task).load_data
+    if reader is not None:  # (a task that reads its own data: image pairs)
+        data = reader(settings)
+    else:
+        data = load_run_data(
+            settings.data,
+            data_dir=settings.data_dir,
+            split=settings.split,
+            download=settings.download,
+            image_size=settings.image_size,
+            channels=settings.channels,
+            conditional=settings.conditional,
+        )
     settings.image_size, settings.channels = data.image_size, data.channels
     digest = hashlib.sha256(data.images.contiguous().numpy().tobytes())
+    if data.pairs is not None:
+        digest.update(data.pairs.contiguous().numpy().tobytes())
     data.fingerprint["content"] = digest.hexdigest()[:16]
     return data
 
@@ -126,8 +132,8 @@ def _check_resume(settings: RunSettings, folder: RunFolder, data: RunData) -> No
             the one given.
     """
     stored = RunSettings.from_dict(read_config(folder.config), str(folder.config))
-    if stored.image_size and stored.channels:
-        stored.choose_network()
+    if stored.image_size and stored.channels and stored.task == "adversarial":
+        stored.choose_network()  # (a GAN pair's network; other tasks build their own)
     changes = []
     for name in RunSettings.names():
         old, new = getattr(stored, name), getattr(settings, name)
@@ -215,8 +221,8 @@ def train(
     if trainer.is_main_process:
         images = data.fingerprint.get("images")
         print(
-            f"training {settings.arch} on {images} images ({data.channels}x{data.image_size}x"
-            f"{data.image_size}) from {settings.data} -> {folder.path}",
+            f"training {settings.arch or settings.task} on {images} images ({data.channels}x"
+            f"{data.image_size}x{data.image_size}) from {settings.data} -> {folder.path}",
             flush=True,
         )
     training_data: Any = data.for_fit(settings.conditional)
