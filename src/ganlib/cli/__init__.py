@@ -1,5 +1,5 @@
 """The ``ganlib`` command: ``ganlib train DATA --out runs/NAME``, ``ganlib sample RUN``,
-``ganlib fid A B``.
+``ganlib fid A B``, ``ganlib translate RUN INPUTS... --out DIR``.
 
 Every error ends the command with one line on stderr and exit code 2; Ctrl-C and
 SIGTERM end a training run at a step boundary, saved, with exit code 130 / 143.
@@ -14,7 +14,7 @@ from .._version import __version__
 from ..checkpoint import CheckpointError
 from ..data.common import DataNotFoundError
 from ..signals import TrainingInterrupted
-from . import fid, sample, train
+from . import fid, sample, train, translate
 from .args import non_negative_int, positive_int
 
 __all__ = ["build_parser", "main", "non_negative_int", "positive_int"]
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(commands)
     sample.add_parser(commands)
     fid.add_parser(commands)
+    translate.add_parser(commands)
     return parser
 
 
