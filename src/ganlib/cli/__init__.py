@@ -1,5 +1,6 @@
 """The ``ganlib`` command: ``ganlib train DATA --out runs/NAME``, ``ganlib sample RUN``,
-``ganlib fid A B``, ``ganlib classify RUN IMAGES...``.
+``ganlib fid A B``, ``ganlib classify RUN IMAGES...``,
+``ganlib translate RUN INPUTS... --out DIR``.
 
 Every error ends the command with one line on stderr and exit code 2; Ctrl-C and
 SIGTERM end a training run at a step boundary, saved, with exit code 130 / 143.
@@ -32,6 +33,7 @@ COMMANDS = {
     "sample": "save a grid (or files) of images from a trained checkpoint",
     "fid": "Fréchet distance (and KID) between two image sets",
     "classify": "classify images with a semi-supervised run's classifier",
+    "translate": "translate images with a trained pix2pix or CycleGAN run",
 }
 
 

@@ -26,6 +26,7 @@ from ..runs import (
     train,
 )
 from ..signals import TrainingInterrupted
+from ..tasks import TranslationTask
 from .args import int_at_least
 
 __all__ = ["add_parser", "add_setting_flags", "given_settings", "settings_from", "train_command"]
@@ -85,7 +86,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "data",
         nargs="?",
         default=None,
-        help="a folder of images, mnist, fashion-mnist or stacked-mnist",
+        help="a folder of images, mnist, fashion-mnist or stacked-mnist (--task pix2pix: "
+        "aligned A|B images; --task cyclegan: domain A)",
+    )
+    train_parser.add_argument(
+        "data_b",
+        nargs="?",
+        default=None,
+        metavar="DATA_B",
+        help="--task cyclegan: domain B's folder; --task pix2pix: B images named as DATA's",
     )
     train_parser.add_argument("--config", type=Path, help="a TOML file of settings ([run] table)")
     train_parser.add_argument(
@@ -94,7 +103,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train_parser.add_argument(
         "--overwrite", action="store_true", help="replace an earlier run's files in --out"
     )
-    add_setting_flags(train_parser, RunSettings(data=""))
+    add_setting_flags(train_parser, RunSettings(data=""), skip=("data", "data_b"))
     train_parser.set_defaults(run=train_command)
 
 
@@ -113,6 +122,8 @@ def settings_from(args: argparse.Namespace) -> tuple[RunSettings, bool]:
     given = given_settings(args)
     if args.data is not None:
         given["data"] = args.data
+    if args.data_b is not None:
+        given["data_b"] = args.data_b
     if args.resume is not None:
         folder = RunFolder(args.resume)
         if not folder.is_run():
@@ -145,8 +156,12 @@ def done_line(result: RunResult) -> str:
     if isinstance(evaluation, Evaluation) and evaluation.best is not None:
         best = f"; best fd {evaluation.best:.4g} at step {evaluation.best_step} (best.ckpt)"
     ema = " --ema" if result.trainer.callback(EMA) is not None else ""
-    sample = f"ganlib sample {shlex.quote(str(result.folder.path))}{ema}"
+    run = shlex.quote(str(result.folder.path))
     took = f"{state.step} steps in {result.seconds:.1f}s"
+    if isinstance(result.trainer.task, TranslationTask):
+        translate = f"ganlib translate {run} IMAGES... --out DIR{ema}"
+        return f"done: {took}; {shown}; translate with: {translate}"
+    sample = f"ganlib sample {run}{ema}"
     return f"done: {took}; {shown}{best}; sample it with: {sample}"
 
 

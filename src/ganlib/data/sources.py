@@ -40,7 +40,8 @@ _FASHION_FILES = {
 
 @dataclass
 class RunData:
-    """Training images in [-1, 1] (and labels), with what describes them."""
+    """Training images in [-1, 1] (and labels), with what describes them; a translation
+    run's data also holds ``pairs``, the B image of each (A) image."""
 
     images: Tensor
     labels: Tensor | None
@@ -48,9 +49,13 @@ class RunData:
     channels: int
     num_classes: int | None
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    pairs: Tensor | None = None
 
     def for_fit(self, conditional: bool) -> Tensor | tuple[Tensor, Tensor]:
-        """What ``Trainer.fit`` takes: images, or (images, labels) for a conditional run."""
+        """What ``Trainer.fit`` takes: images, (images, labels) for a conditional run, or
+        (images, pairs) for a translation run."""
+        if self.pairs is not None:
+            return self.images, self.pairs
         if conditional:
             if self.labels is None:
                 raise ValueError("this data has no classes: a conditional run needs labels")

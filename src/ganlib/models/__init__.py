@@ -8,9 +8,21 @@ from ..gan import register_architecture
 from .dcgan import DCGAN, Discriminator, Generator, LayerStep, size_plan, stage_widths
 from .layers import ConditionalBatchNorm2d, spectral_norm_
 from .resnet import ResNetDiscriminator, ResNetGAN, ResNetGenerator
+from .translation import (
+    PatchGANDiscriminator,
+    ResNetTranslator,
+    UNetTranslator,
+    build_translation_network,
+    patch_receptive_field,
+    register_translation_network,
+    translation_networks,
+)
 
 register_architecture("dcgan", DCGAN)
 register_architecture("resnet", ResNetGAN)
+register_translation_network("resnet", ResNetTranslator)
+register_translation_network("unet", UNetTranslator)
+register_translation_network("patchgan", PatchGANDiscriminator)
 
 __all__ = [
     "DCGAN",
@@ -18,10 +30,17 @@ __all__ = [
     "Discriminator",
     "Generator",
     "LayerStep",
+    "PatchGANDiscriminator",
     "ResNetDiscriminator",
     "ResNetGAN",
     "ResNetGenerator",
+    "ResNetTranslator",
+    "UNetTranslator",
+    "build_translation_network",
+    "patch_receptive_field",
+    "register_translation_network",
     "size_plan",
     "spectral_norm_",
     "stage_widths",
+    "translation_networks",
 ]

@@ -22,6 +22,7 @@ from .folder import CONFIG_NAME, RunFolder
 from .presets import load_preset, presets
 from .settings import DEFAULT_WIDTHS, SMALL_IMAGE, Rule, RunSettings, flag_name
 from .train import FIXED_ON_RESUME, RunConfig, RunResult, load_data, resume_command, train
+from .translation import load_cyclegan_data, load_pix2pix_data  # (registers pix2pix, cyclegan)
 
 __all__ = [
     "CONFIG_NAME",
@@ -39,7 +40,9 @@ __all__ = [
     "callbacks_for",
     "evaluation_for",
     "flag_name",
+    "load_cyclegan_data",
     "load_data",
+    "load_pix2pix_data",
     "load_preset",
     "presets",
     "read_config",

@@ -98,11 +98,14 @@ class RunTask:
         callbacks: ``(settings, task) -> callbacks`` the task adds to the run folder's.
         monitor: The score one of those callbacks logs that ``best.ckpt`` follows, and
             which way is better (``("error_avg", "min")``); ``None``: the FD evaluation's.
+        load_data: ``settings -> RunData``, for a task that reads its data its own way
+            (image pairs); ``None``: ``settings.data`` as a folder or a named data set.
     """
 
     build: Callable[[RunSettings, RunData], Task]
     callbacks: Callable[[RunSettings, Task], list[Callback]] = lambda settings, task: []
     monitor: tuple[str, Literal["min", "max"]] | None = None
+    load_data: Callable[[RunSettings], RunData] | None = None
 
 
 _RUN_TASKS: dict[str, RunTask] = {}
@@ -122,6 +125,17 @@ def register_run_task(name: str, run_task: RunTask) -> None:
 def run_tasks() -> list[str]:
     """The names ``--task`` takes."""
     return sorted(_RUN_TASKS)
+
+
+def run_task(name: str) -> RunTask:
+    """The run task registered as ``name``.
+
+    Raises:
+        ValueError: For a name no task is registered under.
+    """
+    if name not in _RUN_TASKS:
+        raise ValueError(f"--task must be one of {', '.join(run_tasks())}, got {name!r}")
+    return _RUN_TASKS[name]
 
 
 def build_adversarial(settings: RunSettings, data: RunData) -> Task:

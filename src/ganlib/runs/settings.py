@@ -108,7 +108,10 @@ class RunSettings:
         data: A folder of images (searched recursively; subfolders are the classes of
             a conditional run), or ``mnist`` / ``fashion-mnist`` / ``stacked-mnist``.
         task: What is trained: ``adversarial`` (a GAN pair), or another registered run
-            task (``ganlib.runs.run_tasks()``).
+            task (``ganlib.runs.run_tasks()``): ``pix2pix``, ``cyclegan``.
+        data_b: A second folder: domain B of ``--task cyclegan``, or the B images of
+            ``--task pix2pix`` pairs (matched to DATA's by file name); ``None``: pix2pix
+            reads DATA's images as A and B side by side.
         out: The run folder.
         data_dir: Where named data sets are read (and downloaded, where online).
         split: ``train`` or ``test`` for named data sets.
@@ -176,6 +179,7 @@ class RunSettings:
 
     data: str
     task: str = "adversarial"
+    data_b: str | None = None
     out: str = "runs/gan"
     data_dir: str = _setting(factory=lambda: os.environ.get("GANLIB_DATA", "./data"))
     split: str = _setting("train", Rule(choices=("train", "test")))

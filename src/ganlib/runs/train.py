@@ -35,7 +35,7 @@ from ..distributed import is_elastic_restart
 from ..runfolder import hold_locks, output_folders, refuse_clobbering
 from ..sampling import check_grid_pixels
 from ..trainer import Trainer, TrainerState
-from .build import build_trainer, resolved_fast
+from .build import build_trainer, resolved_fast, run_task
 from .config import read_config, save_json, write_config
 from .folder import ReplacedRun, RunFolder
 from .settings import RunSettings, flag_name
@@ -116,17 +116,23 @@ def load_data(settings: RunSettings) -> RunData:
     Raises:
         DataNotFoundError, ValueError: For data that cannot be read.
     """
-    data = load_run_data(
-        settings.data,
-        data_dir=settings.data_dir,
-        split=settings.split,
-        download=settings.download,
-        image_size=settings.image_size,
-        channels=settings.channels,
-        conditional=settings.conditional,
-    )
+    reader = run_task(settings.task).load_data
+    if reader is not None:  # (a task that reads its own data: image pairs)
+        data = reader(settings)
+    else:
+        data = load_run_data(
+            settings.data,
+            data_dir=settings.data_dir,
+            split=settings.split,
+            download=settings.download,
+            image_size=settings.image_size,
+            channels=settings.channels,
+            conditional=settings.conditional,
+        )
     settings.image_size, settings.channels = data.image_size, data.channels
     digest = hashlib.sha256(data.images.contiguous().numpy().tobytes())
+    if data.pairs is not None:
+        digest.update(data.pairs.contiguous().numpy().tobytes())
     data.fingerprint["content"] = digest.hexdigest()[:16]
     return data
 
@@ -314,8 +320,8 @@ def train(
     if trainer.is_main_process:
         images = data.fingerprint.get("images")
         print(
-            f"training {settings.arch} on {images} images ({data.channels}x{data.image_size}x"
-            f"{data.image_size}) from {settings.data} -> {folder.path}",
+            f"training {settings.arch or settings.task} on {images} images ({data.channels}x"
+            f"{data.image_size}x{data.image_size}) from {settings.data} -> {folder.path}",
             flush=True,
         )
     training_data: Any = data.for_fit(settings.conditional)
