@@ -93,6 +93,16 @@ class HeldOutAccuracy(Callback):
         trainer.state.metrics["heldout_accuracy"] = accuracy
 
 
+class StepCounter(Callback):
+    """Counts the steps this process trains (a resumed run trains only the rest)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_batch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        self.steps += 1
+
+
 def build(
     args: argparse.Namespace,
 ) -> tuple[TranslationTask, tuple[Tensor, Tensor], dict[str, Any]]:
@@ -189,6 +199,7 @@ def main() -> None:
     out: Path = args.out
     shown = slice(0, 10)
     every = max(1, args.steps // 8)
+    counter = StepCounter()
     trainer = Trainer(
         task,
         max_steps=args.steps,
@@ -196,6 +207,7 @@ def main() -> None:
         device="cpu",
         fast=not args.no_fast,
         callbacks=[
+            counter,
             HeldOutAccuracy(
                 test["inputs"][:HELD_OUT], test["labels"][:HELD_OUT], test["direction"], every
             ),
@@ -216,9 +228,10 @@ def main() -> None:
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "describe": task.describe(),
         "runtime": trainer.runtime.describe(),
+        "steps_trained_here": counter.steps,  # (fewer than ``steps`` when resumed)
         "train_minutes_wall": wall / 60,
         "train_minutes_cpu": cpu / 60,
-        "seconds_per_step_cpu": cpu / max(1, args.steps),
+        "seconds_per_step_cpu": cpu / max(1, counter.steps),
         "scores": score(task, test, args.data_dir),
     }
     inputs = test["inputs"][shown]
