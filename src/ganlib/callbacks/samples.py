@@ -168,9 +168,9 @@ class SampleGrid(Callback):
         shape = getattr(getattr(trainer.task, "gan", None), "image_shape", None)
         if self.noise is None or not shape:
             return
-        check_grid_pixels(
-            len(self.noise), *shape[-2:], "SampleGrid: `num_samples`", "lower `num_samples`"
-        )
+        height, width = shape[-2:]
+        given, remedy = "SampleGrid: `num_samples`", "lower `num_samples`"
+        check_grid_pixels(len(self.noise), height, width, given, remedy)
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:

@@ -162,9 +162,8 @@ def sample_command(args: argparse.Namespace) -> int:
         args.checkpoint = RunFolder(args.checkpoint).checkpoint()
     gan, which = load_generator(args.checkpoint, args.ema)
     if args.format == "grid":
-        check_grid_pixels(
-            args.num, *gan.image_shape[-2:], "--num", "lower --num, or use --format files"
-        )
+        height, width = gan.image_shape[-2:]
+        check_grid_pixels(args.num, height, width, "--num", "lower --num, or use --format files")
     gan = gan.to(device)
     generator = gan.generator
     labels = requested_labels(gan.num_classes, args.num, args.nrow, args.label)
