@@ -21,7 +21,8 @@ and its median's ratio to ``import torch``'s. The commands:
   the evaluation's reference is embedded) and with the cache a first (untimed) run
   filled. The run first imports what ``ganlib train`` imports (``ganlib.cli.train``) and
   prints when that was done; the ``after imports`` column is the time from there to the
-  step-1 line, in the same process.
+  step-1 line, in the same process (torchvision, which the run imports when it loads its
+  data, falls in that span).
 
 Each command runs with the environment given to this script (pin it with ``taskset``
 and ``OMP_NUM_THREADS`` for steady figures); ``--compare-src`` runs every command again

@@ -50,6 +50,21 @@ def test_a_sample_error_needs_no_torchvision(tmp_path):
     assert "ganlib.cli.sample" in modules and not heavy(modules)
 
 
+def test_the_train_command_its_help_and_argument_errors_need_no_torchvision():
+    """``ganlib train`` imports torchvision only when it reads images or saves a grid."""
+    modules = imported_after("import ganlib.cli.train")
+    assert {"ganlib.cli.train", "ganlib.data", "ganlib.callbacks.samples"} <= modules
+    assert not heavy(modules)
+    for argv, status in ((["train", "mnist", "--batch-size", "0"], 2), (["train", "--help"], 0)):
+        code = (
+            "from ganlib.cli import main\ncode = None\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit as stop:\n    code = stop.code\n"
+            f"assert code == {status}, code"
+        )
+        modules = imported_after(code)
+        assert "ganlib.cli.train" in modules and not heavy(modules), argv
+
+
 def test_the_command_list_shows_each_commands_own_help_line():
     from ganlib.cli import COMMANDS, build_parser
 

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from PIL import Image
 from torch import Tensor, nn
-from torchvision.transforms.functional import pil_to_tensor
-from torchvision.utils import make_grid, save_image
 from typing_extensions import override
 
 from .._validation import check_int
@@ -37,6 +35,8 @@ _STATE_ONLY = ("real_saved", "images_per_row")
 
 
 def _read_png(path: Path) -> Tensor:
+    from torchvision.transforms.functional import pil_to_tensor  # (torchvision: only when used)
+
     with Image.open(path) as image:
         return pil_to_tensor(image.convert("RGB")).float() / 255.0
 
@@ -232,15 +232,22 @@ class SampleGrid(Callback):
             picks = torch.linspace(0, len(grids) - 1, frames).round().long()
             grids = [grids[int(i)] for i in picks.unique()]
         if grids:
-            images = [_read_png(p) for p in grids]
-            height = max(i.shape[1] for i in images)
-            width = max(i.shape[2] for i in images)
-            padded = [
-                nn.functional.pad(i, (0, width - i.shape[2], 0, height - i.shape[1]), value=1.0)
-                for i in images
-            ]
-            overview = make_grid(padded, nrow=1, padding=6, pad_value=0.5)
-            save_image(overview, self.out_dir / "overview.png")
+            self._save_overview(grids)
+
+    def _save_overview(self, grids: list[Path]) -> None:
+        """``overview.png``: ``grids`` stacked, oldest on top, each padded with white to the
+        largest one's size."""
+        from torchvision.utils import make_grid, save_image  # (torchvision: only when used)
+
+        images = [_read_png(p) for p in grids]
+        height = max(i.shape[1] for i in images)
+        width = max(i.shape[2] for i in images)
+        padded = [
+            nn.functional.pad(i, (0, width - i.shape[2], 0, height - i.shape[1]), value=1.0)
+            for i in images
+        ]
+        overview = make_grid(padded, nrow=1, padding=6, pad_value=0.5)
+        save_image(overview, self.out_dir / "overview.png")
 
     @override
     def state_dict(self) -> dict[str, Any]:

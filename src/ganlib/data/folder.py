@@ -27,7 +27,6 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.transforms import functional as TF
 
 from .._logging import logger
 from .._validation import check_int
@@ -183,7 +182,18 @@ def _counted(suffixes: Counter[str]) -> str:
 
 def _to_unit_range(image: Image.Image) -> Tensor:
     """The default conversion: a PIL image to a (C, H, W) float tensor in [-1, 1]."""
-    return to_unit_range(TF.pil_to_tensor(image))
+    from torchvision.transforms.functional import pil_to_tensor  # (torchvision: only when used)
+
+    return to_unit_range(pil_to_tensor(image))
+
+
+def _resize_and_crop(image: Image.Image, size: int) -> Image.Image:
+    """``image``'s shorter side resized to ``size`` (antialiased), then centre-cropped to a
+    ``size`` square."""
+    from torchvision.transforms import functional as TF  # (torchvision: only when used)
+
+    image = TF.resize(image, size, antialias=True)
+    return TF.center_crop(image, [size, size])
 
 
 class ImageFolder(Dataset[Any]):
@@ -361,8 +371,7 @@ class ImageFolder(Dataset[Any]):
                 raise _Unreadable(path, _reason(exc, path)) from exc
         size = image_size or self.image_size
         if size is not None:
-            image = TF.resize(image, size, antialias=True)
-            image = TF.center_crop(image, [size, size])
+            image = _resize_and_crop(image, size)
         return (self.transform or _to_unit_range)(image)
 
     def load(self) -> Tensor:

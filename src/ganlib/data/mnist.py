@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
-from torchvision.datasets import MNIST
 
 from .._validation import check_choice
 from .common import DataNotFoundError, to_unit_range
+
+if TYPE_CHECKING:
+    from torchvision.datasets import MNIST
 
 __all__ = ["fake_mnist", "load_mnist", "mnist_dataset"]
 
@@ -42,6 +44,8 @@ def mnist_dataset(
             the message says where to put them.
     """
     check_choice("split", split, ("train", "test"))
+    from torchvision.datasets import MNIST  # (torchvision: only when used)
+
     root = Path(root)
     try:
         return MNIST(str(root), train=split == "train", download=download, transform=transform)

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torchvision.transforms import functional as TF
 
 from .._validation import check_int
 from .common import to_unit_range
@@ -211,6 +210,8 @@ def load_aligned_pairs(
         DataNotFoundError: If ``root`` is missing or holds no images.
         ValueError: For an image narrower than 2 pixels, naming it.
     """
+    from torchvision.transforms import functional as TF  # (torchvision: only when used)
+
     listing = _folder(root, image_size, channels)
     size = image_size or listing.median_size
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[listing.channels]
