@@ -3,6 +3,7 @@ error vs the time to step 1 of ``ganlib train mnist``, side by side.
 
     python benchmarks/startup.py --data-dir ../shared/data
     python benchmarks/startup.py --compare-src ../main/src    # another tree, interleaved
+    python benchmarks/startup.py --only "step 1 (warm cache)"  # some commands only
 
 Each round runs every command once, in a fresh process, in turn (so machine noise hits
 all alike), for --repeats rounds, and prints the median, min and max wall time of each
@@ -20,9 +21,9 @@ and its median's ratio to ``import torch``'s. The commands:
   stopped), with an empty statistics cache ($GANLIB_CACHE, a fresh folder per round:
   the evaluation's reference is embedded) and with the cache a first (untimed) run
   filled. The run first imports what ``ganlib train`` imports (``ganlib.cli.train``) and
-  prints when that was done; the ``after imports`` column is the time from there to the
-  step-1 line, in the same process (torchvision, which the run imports when it loads its
-  data, falls in that span).
+  torchvision (which the run's data and first grid load on use), and prints when that was
+  done; the ``after imports`` column is the time from there to the step-1 line, in the
+  same process: ganlib's own work.
 
 Each command runs with the environment given to this script (pin it with ``taskset``
 and ``OMP_NUM_THREADS`` for steady figures); ``--compare-src`` runs every command again
@@ -76,6 +77,7 @@ IMPORTS_DONE = "imports done after"
 TRAIN = """
 import os, sys, time
 import ganlib.cli.train
+import torchvision  # (what the run's data and first grid load: counted with the imports)
 stat = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
 uptime = float(open("/proc/uptime").read().split()[0])
 since_launch = uptime - int(stat[19]) / os.sysconf("SC_CLK_TCK")
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="rounds")
     parser.add_argument("--compare-src", type=Path, help="another source tree, run alike")
     parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="run only these commands (names as printed)"
+    )
+    parser.add_argument(
         "--skip-train", action="store_true", help="leave out the step-1 runs (no MNIST needed)"
     )
     args = parser.parse_args(argv)
@@ -137,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = commands(args.data_dir, work / "run")
     if args.skip_train:
         runs = {k: v for k, v in runs.items() if not k.startswith("step 1")}
+    if args.only:  # (import torch always: the ratios are to it)
+        unknown = sorted(set(args.only) - set(runs))
+        if unknown:
+            parser.error(f"--only: no command named {unknown}; the commands: {sorted(runs)}")
+        runs = {k: v for k, v in runs.items() if k == "import torch" or k in args.only}
     times: dict[tuple[str, str], list[float]] = {}
     try:
         if "step 1 (warm cache)" in runs:  # a first run fills the warm cache
