@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import html
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -332,3 +335,72 @@ def test_a_grid_of_ten_thousand_images_is_drawn_and_the_run_saved(shapes, tmp_pa
     with Image.open(run / "generated_step_0000001.png") as image:
         assert image.size == (2 + 100 * 23, 2 + 100 * 23)  # 21-pixel images, 2-pixel padding
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["state"]["step"] == 1
+
+
+def test_sigterm_under_ganlib_train_says_how_to_resume_here_and_in_the_report(shapes, tmp_path):
+    run = tmp_path / "my run's"  # a space and a quote: the hint must survive a shell
+    command = [sys.executable, "-m", "ganlib", "train", str(shapes), "--out", str(run)]
+    process = subprocess.Popen(
+        [*command, "--max-steps", "100000", *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "  step 1  " in line:  # the first step's progress line
+                break
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    hint = f"resume with: ganlib train --resume {shlex.quote(str(run))}"
+    assert last.startswith("stopped: training interrupted by SIGTERM after step ") and last.endswith(
+        hint
+    ), last
+    assert html.escape(hint) in (run / "report.html").read_text()
+    step = load_checkpoint(run / "checkpoints" / "last.ckpt")["state"]["step"]
+    # The hint, split as a shell splits it, continues the run.
+    args = shlex.split(last.split("resume with: ")[1])
+    assert args[:3] == ["ganlib", "train", "--resume"] and args[3] == str(run)
+    assert main([*args[1:], "--max-steps", str(step + 1)]) == 0
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["state"]["step"] == step + 1
+
+
+def test_the_done_line_shows_numbers_and_a_sample_command_that_runs(shapes, tmp_path, capsys):
+    run = tmp_path / 'a "quoted" run'
+    assert main(["train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY]) == 0
+    done = capsys.readouterr().out.strip().splitlines()[-1]
+    assert done.startswith("done: 2 steps in ") and "loss_d " in done, done
+    assert not set("{}'") & set(done.split("; sample it with: ")[0]), "a raw dict"
+    args = shlex.split(done.split("; sample it with: ")[1])
+    assert args == ["ganlib", "sample", str(run), "--ema"]
+    assert main([*args[1:], "--out", str(tmp_path / "grid.png")]) == 0
+    assert (tmp_path / "grid.png").is_file()
+
+
+def test_the_nan_guard_under_ganlib_train_is_one_line_naming_the_kept_checkpoint(
+    shapes, tmp_path, monkeypatch, capsys
+):
+    from ganlib.tasks import AdversarialTask
+
+    step = AdversarialTask.training_step
+
+    def goes_nan(self, batch, index):
+        metrics = step(self, batch, index)
+        return {**metrics, "loss_g": float("nan")} if index >= 2 else metrics
+
+    monkeypatch.setattr(AdversarialTask, "training_step", goes_nan)
+    run = tmp_path / "run"
+    args = ["train", str(shapes), "--out", str(run), "--max-steps", "5", "--checkpoint-every", "1"]
+    assert main([*args, *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: loss_g is nan at step ") and "Traceback" not in "".join(err)
+    kept = run / "checkpoints" / "last.ckpt"
+    assert err[-1].endswith(f"; the newest good checkpoint: {kept}"), err[-1]
+    assert load_checkpoint(kept)["state"]["step"] == 2  # the last finite step
