@@ -255,7 +255,9 @@ def test_tensorboard_gets_the_grids_drawn_every_n_steps(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    grids = SampleGrid(tmp_path / "grids", num_samples=4, nrow=2, every_n_epochs=None, every_n_steps=1)
+    grids = SampleGrid(
+        tmp_path / "grids", num_samples=4, nrow=2, every_n_epochs=None, every_n_steps=1
+    )
     tiny_trainer([grids, TensorBoardLogger(tmp_path / "tb")]).fit(data(), batch_size=8)
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
     events.Reload()
