@@ -61,24 +61,27 @@ def main() -> None:
             ModelCheckpoint(out / "checkpoints", every_n_epochs=1),
         ],
     )
-    state = trainer.fit(identifiable_images(), resume, batch_size=6)
-    torch.save(
-        {
-            "parameters": {k: v.detach().clone() for k, v in gan.named_parameters()},
-            "seen": seen.seen,
-            "metrics": state.metrics,
-            "step": state.step,
-            "world_size": trainer.world.world_size,
-            "main": trainer.is_main_process,
-        },
-        probe / f"rank{rank}.pt",
-    )
-    # Leave together and take the process group down before the interpreter does: a
-    # gloo group torn down by interpreter finalisation can abort ("terminate called
-    # without an active exception") while the other rank is still writing.
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    try:
+        state = trainer.fit(identifiable_images(), resume, batch_size=6)
+        torch.save(
+            {
+                "parameters": {k: v.detach().clone() for k, v in gan.named_parameters()},
+                "seen": seen.seen,
+                "metrics": state.metrics,
+                "step": state.step,
+                "world_size": trainer.world.world_size,
+                "main": trainer.is_main_process,
+            },
+            probe / f"rank{rank}.pt",
+        )
+        if dist.is_initialized():
+            dist.barrier()  # leave together: the other rank may still be writing
+    finally:
+        # Take the process group down before the interpreter does, on failure too: a gloo
+        # group torn down by interpreter finalisation can abort ("terminate called
+        # without an active exception").
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -251,6 +251,25 @@ def test_tensorboard_logger_writes_scalars_grids_and_settings(tmp_path):
     assert start.session_start_info.hparams["betas"].string_value == "(0.5, 0.999)"
 
 
+def test_tensorboard_gets_the_grids_drawn_every_n_steps(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    grids = SampleGrid(
+        tmp_path / "grids", num_samples=4, nrow=2, every_n_epochs=None, every_n_steps=1
+    )
+    tiny_trainer([grids, TensorBoardLogger(tmp_path / "tb")]).fit(data(), batch_size=8)
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    images = events.Images("samples")
+    assert [i.step for i in images] == [1, 2, 3, 4], "not every step's grid"
+    with (
+        Image.open(io.BytesIO(images[0].encoded_image_string)) as logged,
+        Image.open(tmp_path / "grids" / "generated_step_0000001.png") as written,
+    ):
+        assert logged.convert("RGB").tobytes() == written.convert("RGB").tobytes()
+
+
 def test_tensorboard_logger_rejects_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="`hparams` must be a mapping, got list"):
         TensorBoardLogger(tmp_path, hparams=[("lr", 1)])
@@ -273,10 +292,12 @@ def test_progress_lines_in_the_recipe_format():
     )
     assert everything[-1].startswith("finished: 4 steps, 0:00:")
     lines = [line for line in everything if line.startswith("epoch")]
-    assert len(lines) == 2
-    assert lines[0].startswith("epoch 1/2  batch 2/2  step 2  loss_d ")
-    assert "D(x) " in lines[0] and ">>" in lines[0]
-    assert " img/s  ETA 0:00:" in lines[0]
+    # The first step gets a line at once (a log file shows the run going before step
+    # `every_n_steps`), then every second step.
+    assert [line.split("  ")[2] for line in lines] == ["step 1", "step 2", "step 4"]
+    assert lines[1].startswith("epoch 1/2  batch 2/2  step 2  loss_d ")
+    assert "D(x) " in lines[1] and ">>" in lines[1]
+    assert " img/s  ETA 0:00:" in lines[1]
 
 
 def test_progress_bar_is_added_by_default():
@@ -361,6 +382,7 @@ def test_progress_line_keeps_the_latest_score_with_its_step():
     bar = ProgressBar(every_n_steps=2, use_tqdm=False, stream=stream)
     scores_trainer([Sparse(), bar], max_steps=6).fit(data(24), batch_size=8)
     lines = [line for line in stream.getvalue().splitlines() if line.startswith("epoch")]
+    lines = lines[1:]  # (the first step's line)
     assert "score" not in lines[0]  # step 2: no score yet
     assert "score 3 (step 3)" in lines[1]  # step 4
     assert "  score 6  " in lines[2] and "(step 6)" not in lines[2]  # step 6: taken now
@@ -451,7 +473,7 @@ def test_any_tasks_metrics_get_charts_progress_lines_and_columns(tmp_path, recwa
     if curve.draw():  # (with matplotlib)
         assert (tmp_path / "curve.png").stat().st_size > 0
     assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
-    line = next(x for x in stream.getvalue().splitlines() if x.startswith("epoch"))
+    line = next(x for x in stream.getvalue().splitlines() if "  step 2  " in x)
     assert "step 2  loss_g " in line and "  loss_d " in line and "  cycle " in line
     titles = re.findall(r'class="title">([^<]*)<', (tmp_path / "report.html").read_text())
     assert titles == ["losses", "cycle"]

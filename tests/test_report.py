@@ -414,3 +414,5 @@ def test_bad_arguments_are_named(tmp_path):
         RunReport(tmp_path, scores={"fid": 1.0})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`max_points` must be >= 2, got 1"):
         RunReport(tmp_path, max_points=1)
+    with pytest.raises(TypeError, match="`resume` must be a string or None, got list"):
+        RunReport(tmp_path, resume=["ganlib", "train"])  # type: ignore[arg-type]

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import csv
+import html
+import json
+import os
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +23,7 @@ from ganlib.checkpoint import load_checkpoint
 from ganlib.cli import main
 from ganlib.data.shapes import make_shapes
 from ganlib.data.sources import RunData
+from ganlib.runfolder import LOCK_NAME
 from ganlib.runs import DEFAULT_WIDTHS, RunFolder, RunSettings, build_trainer, read_config, train
 
 TINY = ["--width", "4", "--latent-dim", "8", "--batch-size", "8", "--device", "cpu"]
@@ -332,3 +339,169 @@ def test_a_grid_of_ten_thousand_images_is_drawn_and_the_run_saved(shapes, tmp_pa
     with Image.open(run / "generated_step_0000001.png") as image:
         assert image.size == (2 + 100 * 23, 2 + 100 * 23)  # 21-pixel images, 2-pixel padding
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["state"]["step"] == 1
+
+
+def test_sigterm_under_ganlib_train_says_how_to_resume_here_and_in_the_report(shapes, tmp_path):
+    run = tmp_path / "my run's"  # a space and a quote: the hint must survive a shell
+    command = [sys.executable, "-m", "ganlib", "train", str(shapes), "--out", str(run)]
+    process = subprocess.Popen(
+        [*command, "--max-steps", "100000", *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "  step 1  " in line:  # the first step's progress line
+                break
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    hint = f"resume with: ganlib train --resume {shlex.quote(str(run))}"
+    assert last.startswith(
+        "stopped: training interrupted by SIGTERM after step "
+    ) and last.endswith(hint), last
+    assert html.escape(hint) in (run / "report.html").read_text()
+    step = load_checkpoint(run / "checkpoints" / "last.ckpt")["state"]["step"]
+    # The hint, split as a shell splits it, continues the run.
+    args = shlex.split(last.split("resume with: ")[1])
+    assert args[:3] == ["ganlib", "train", "--resume"] and args[3] == str(run)
+    assert main([*args[1:], "--max-steps", str(step + 1)]) == 0
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["state"]["step"] == step + 1
+
+
+def test_the_done_line_shows_numbers_and_a_sample_command_that_runs(shapes, tmp_path, capsys):
+    run = tmp_path / 'a "quoted" run'
+    assert main(["train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY]) == 0
+    done = capsys.readouterr().out.strip().splitlines()[-1]
+    assert done.startswith("done: 2 steps in ") and "loss_d " in done, done
+    assert not set("{}'") & set(done.split("; sample it with: ")[0]), "a raw dict"
+    args = shlex.split(done.split("; sample it with: ")[1])
+    assert args == ["ganlib", "sample", str(run), "--ema"]
+    assert main([*args[1:], "--out", str(tmp_path / "grid.png")]) == 0
+    assert (tmp_path / "grid.png").is_file()
+
+
+def test_the_nan_guard_under_ganlib_train_is_one_line_naming_the_kept_checkpoint(
+    shapes, tmp_path, monkeypatch, capsys
+):
+    from ganlib.tasks import AdversarialTask
+
+    step = AdversarialTask.training_step
+
+    def goes_nan(self, batch, index):
+        metrics = step(self, batch, index)
+        return {**metrics, "loss_g": float("nan")} if index >= 2 else metrics
+
+    monkeypatch.setattr(AdversarialTask, "training_step", goes_nan)
+    run = tmp_path / "run"
+    args = ["train", str(shapes), "--out", str(run), "--max-steps", "5", "--checkpoint-every", "1"]
+    assert main([*args, *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: loss_g is nan at step ") and "Traceback" not in "".join(err)
+    kept = run / "checkpoints" / "last.ckpt"
+    assert err[-1].endswith(f"; the newest good checkpoint: {kept}"), err[-1]
+    assert load_checkpoint(kept)["state"]["step"] == 2  # the last finite step
+
+
+def refused(args: list[str], capsys) -> str:
+    """The error line that ends a `ganlib train` that must exit 2."""
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("error: "), err
+    return err.splitlines()[-1]
+
+
+def test_a_runs_files_change_only_when_it_starts(shapes, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY]) == 0
+    config = (run / "config.toml").read_bytes()
+    resume = ["train", "--resume", str(run)]
+    # Refused changes leave config.toml as it was, so a plain --resume still works.
+    assert "--arch 'resnet' differs from the run's 'dcgan'" in refused(
+        [*resume, "--arch", "resnet"], capsys
+    )
+    assert "--width 16 differs from the run's 4" in refused([*resume, "--width", "16"], capsys)
+    assert "--seed 5 differs from the run's 0" in refused([*resume, "--seed", "5"], capsys)
+    assert "--beta1 must be in [0, 1), got 1.5" in refused([*resume, "--beta1", "1.5"], capsys)
+    other = tmp_path / "B"
+    message = refused([*resume, "--out", str(other)], capsys)
+    assert "a run continues in its own folder" in message and not other.exists()
+    # A live run holds the folder's lock: a resume with a new rate is refused by the lock
+    # before anything is written.
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": holder.pid, "host": os.uname().nodename, "started": 0}
+        (run / LOCK_NAME).write_text(json.dumps(lock))
+        assert f"another run (pid {holder.pid} on " in refused([*resume, "--lr-g", "0.01"], capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    (run / LOCK_NAME).unlink()
+    assert (run / "config.toml").read_bytes() == config
+    assert main([*resume, "--max-steps", "3"]) == 0
+    assert read_config(run / "config.toml")["max_steps"] == 3
+    # A refused bad value leaves nothing behind, so the corrected command is a fresh run.
+    fresh = ["train", str(shapes), "--out", str(tmp_path / "new"), "--max-steps", "1", *TINY]
+    assert "--beta1 must be in [0, 1), got 1.5" in refused([*fresh, "--beta1", "1.5"], capsys)
+    assert not (tmp_path / "new").exists()
+    assert main(fresh) == 0
+    assert "--out must name a folder, got ''" in refused(
+        ["train", str(shapes), "--out", ""], capsys
+    )
+
+
+def test_resume_checks_what_it_resumes(shapes, tmp_path, capsys):
+    data = tmp_path / "pictures"
+    shutil.copytree(shapes, data)
+    run = tmp_path / "run"
+    steps = ["--max-steps", "2", "--checkpoint-every", "1"]
+    assert main(["train", str(data), "--out", str(run), *steps, *TINY]) == 0
+    config = (run / "config.toml").read_bytes()
+    resume = ["train", "--resume", str(run), "--max-steps", "3"]
+    # Settings that define the networks, the data or its order are refused, by flag.
+    assert "--batch-size 4 differs from the run's 8" in refused(
+        [*resume, "--batch-size", "4"], capsys
+    )
+    assert "--ema False differs from the run's True" in refused([*resume, "--no-ema"], capsys)
+    message = refused([*resume, "--config", str(run / "config.toml")], capsys)
+    assert "--resume takes the run's own config.toml: drop --config" in message
+    assert "--data " in refused([*resume[:1], str(shapes), *resume[1:]], capsys)
+    # The data is compared with what the run trained on: a folder that gained an image.
+    extra = sorted(data.rglob("*.png"))[0]
+    shutil.copy(extra, extra.with_name("zz_new.png"))
+    message = refused(resume, capsys)
+    assert "the data differs from what the run in" in message and "images was 24, now 25" in message
+    extra.with_name("zz_new.png").unlink()
+    # The same count, other pixels (a grey picture turned colour, say): its content differs.
+    with Image.open(extra) as image:
+        image.convert("RGB").point(lambda v: 255 - v).save(extra)
+    assert "its content was " in refused(resume, capsys)
+    assert (run / "config.toml").read_bytes() == config
+    shutil.rmtree(data)
+    shutil.copytree(shapes, data)
+    # A changed setting that may change is applied, with a notice.
+    assert main([*resume, "--lr-g", "0.001"]) == 0
+    assert "resuming " in capsys.readouterr().err
+    # A missing or truncated last.ckpt: the newest intact step file is named and taken.
+    last = run / "checkpoints" / "last.ckpt"
+    last.unlink()
+    assert main(["train", "--resume", str(run), "--max-steps", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "it has no checkpoints/last.ckpt; using the newest intact step-0000003.ckpt" in err
+    whole = last.read_bytes()
+    last.unlink()  # (it may share its bytes with step-0000004.ckpt)
+    last.write_bytes(whole[:100])
+    assert main(["train", "--resume", str(run), "--max-steps", "5"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "its last.ckpt is truncated or not a checkpoint; using the newest intact step-0000004.ckpt"
+        in err
+    )
+    assert load_checkpoint(last)["state"]["step"] == 5

@@ -132,7 +132,8 @@ class TensorBoardLogger(Callback):
       at some steps only (an [`Evaluation`][ganlib.callbacks.Evaluation]'s) whenever they are.
     - Images: with a [`SampleGrid`][ganlib.callbacks.SampleGrid] in the trainer (listed
       before this logger), its newest ``generated_*.png`` grid as ``samples``, at each
-      epoch's end and at the end of training.
+      step it draws one (``every_n_steps``), at each epoch's end and at the end of
+      training.
     - Settings: ``hparams`` as a markdown table in the Text tab (``hparams``) and in the
       HParams tab (with the step metrics as its metrics), at each ``fit``'s start.
 
@@ -205,6 +206,9 @@ class TensorBoardLogger(Callback):
         for key, value in metrics.items():
             if due or key in self.kinds.scores:  # (scores logged at some steps: whenever they are)
                 self._writer.add_scalar(key, value, trainer.state.step)
+        grid = sample_grid(trainer)
+        if grid is not None and grid.every_n_steps and trainer.state.step % grid.every_n_steps == 0:
+            self._write_newest_grid(trainer)  # (the grid SampleGrid drew at this step)
 
     def _write_newest_grid(self, trainer: Trainer) -> None:
         grid = sample_grid(trainer)

@@ -65,8 +65,9 @@ class ProgressBar(Callback):
 
     With ``tqdm`` installed and a terminal on ``stream``, a bar over all steps
     showing the epoch and the current step's metrics. Otherwise (a log file, a
-    pipe) a start line, then a line every ``every_n_steps`` steps (every tenth of
-    a run shorter than that) in the recipe's format followed by elapsed time, images/s and
+    pipe) a start line, then a line at the first step (so a log file shows the run going
+    at once) and every ``every_n_steps`` steps (every tenth of a run shorter than that)
+    in the recipe's format followed by elapsed time, images/s and
     the time left, e.g.
     ``epoch 1/10  batch 100/200  step 100  loss_d 1.3021  loss_g 0.7410  D(x) 0.521``
     ``D(G(z)) 0.480>>0.413  0:00:35  571 img/s  ETA 0:06:45``, and an end summary.
@@ -179,7 +180,7 @@ class ProgressBar(Callback):
         every = self.every_n_steps
         if self._total is not None and self._total < every:  # a short run still gets lines
             every = max(1, self._total // 10)
-        if step % every == 0 or step == self._total:
+        if step % every == 0 or step == self._total or step == self._first_step + 1:
             epochs = f"/{trainer.max_epochs}" if trainer.max_epochs is not None else ""
             batches = f"/{trainer.num_batches}" if trainer.num_batches is not None else ""
             self._print(

@@ -15,6 +15,7 @@ from typing_extensions import override
 from .._logging import logger
 from .._validation import check_int
 from ..runfolder import describe_os_error
+from ..signals import TrainingInterrupted
 from ._grids import check_after_sample_grid, evenly_spaced, grid_files, grid_label, sample_grid
 from ._report_page import Frame, Page, Panel, render
 from .base import FileWriter
@@ -69,6 +70,8 @@ class RunReport(FileWriter):
         refresh_seconds: While the run is going, the page reloads itself this often;
             ``None``: never.
         title: The page title; by default ``"ganlib run: <folder name>"``.
+        resume: The command that continues the run (``ganlib train --resume RUN``),
+            shown when Ctrl-C or SIGTERM stops it; ``None``: none shown.
 
     Raises:
         TypeError, ValueError: For bad arguments, naming the argument.
@@ -85,9 +88,12 @@ class RunReport(FileWriter):
         scores: Scores | None = None,
         refresh_seconds: int | None = 60,
         title: str | None = None,
+        resume: str | None = None,
     ) -> None:
         if settings is not None and not isinstance(settings, Mapping):
             raise TypeError(f"`settings` must be a mapping, got {type(settings).__name__}")
+        if resume is not None and not isinstance(resume, str):
+            raise TypeError(f"`resume` must be a string or None, got {type(resume).__name__}")
         if scores is not None and not callable(scores):
             raise TypeError(f"`scores` must be callable, got {type(scores).__name__}")
         self.out_dir = Path(out_dir)
@@ -100,6 +106,7 @@ class RunReport(FileWriter):
         )
         self.scores = scores
         self.title = title or f"ganlib run: {self.out_dir.resolve().name}"
+        self.resume = resume
         self.history = MetricHistory(max_points)
         self.latest_scores: dict[str, float] = {}
         self.scores_step: int | None = None
@@ -229,9 +236,12 @@ class RunReport(FileWriter):
         if exception is not None:
             lines = str(exception).strip().splitlines()
             reason = lines[0][:200] if lines else ""
-            return f"stopped by {type(exception).__name__} at {where}" + (
+            line = f"stopped by {type(exception).__name__} at {where}" + (
                 f": {reason}" if reason else ""
             )
+            if self.resume is not None and isinstance(exception, TrainingInterrupted):
+                line += f"; resume with: {self.resume}"  # (the step was saved)
+            return line
         if status == "stopped early":
             return f"stopped early by a callback at {where}"
         return f"{status}: {where}" if status == "running" else f"{status} at {where}"

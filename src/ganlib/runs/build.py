@@ -32,7 +32,7 @@ from ..losses import get_loss
 from ..runtime import fast_by_default
 from ..tasks import AdversarialTask, Task
 from ..trainer import Trainer
-from .folder import RunFolder
+from .folder import RunFolder, resume_command
 from .settings import RunSettings
 
 __all__ = [
@@ -73,7 +73,11 @@ def callbacks_for(
             every_n_steps=settings.grid_every,
         ),
         # (after SampleGrid: they show its newest grid)
-        *([RunReport(out, settings=shown, every_n_steps=report_every)] if settings.report else []),
+        *(
+            [RunReport(out, settings=shown, every_n_steps=report_every, resume=resume_command(out))]
+            if settings.report
+            else []
+        ),
         *([TensorBoardLogger(out / "tensorboard", hparams=shown)] if settings.tensorboard else []),
         MetricsLogger(out / "metrics.csv"),
         LossCurve(out / "loss_curve.png"),

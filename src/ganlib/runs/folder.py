@@ -14,6 +14,7 @@ through [`RunFolder.checkpoint`][ganlib.runs.RunFolder.checkpoint].
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import time
 import zipfile
@@ -39,6 +40,7 @@ __all__ = [
     "RUN_FILES",
     "SUMMARY_NAME",
     "RunFolder",
+    "resume_command",
 ]
 
 CONFIG_NAME = "config.toml"
@@ -216,6 +218,12 @@ class RunFolder:
         for folder in gone:
             shutil.rmtree(folder)
         return gone
+
+
+def resume_command(folder: RunFolder | Path) -> str:
+    """The command that continues the run in ``folder``, quoted for a shell."""
+    path = folder.path if isinstance(folder, RunFolder) else Path(folder)
+    return f"ganlib train --resume {shlex.quote(str(path))}"
 
 
 class ReplacedRun(Callback):

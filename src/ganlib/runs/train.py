@@ -37,7 +37,7 @@ from ..sampling import check_grid_pixels
 from ..trainer import Trainer, TrainerState
 from .build import build_trainer, resolved_fast, run_task
 from .config import read_config, save_json, write_config
-from .folder import ReplacedRun, RunFolder
+from .folder import ReplacedRun, RunFolder, resume_command
 from .settings import RunSettings, flag_name
 
 __all__ = [
@@ -197,11 +197,6 @@ def check_sizes(settings: RunSettings) -> None:
             f"{MAX_DATA_MEMORY_FRACTION:.0%} of this machine's {_amount(memory)}: lower "
             "--image-size"
         )
-
-
-def resume_command(folder: RunFolder) -> str:
-    """The command that continues the run in ``folder``, quoted for a shell."""
-    return f"ganlib train --resume {shlex.quote(str(folder.path))}"
 
 
 def _check_resume(settings: RunSettings, folder: RunFolder, data: RunData) -> None:
