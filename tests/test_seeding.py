@@ -137,7 +137,8 @@ def test_seeded_snippets_repeat_bitwise(page, index, code, tmp_path, monkeypatch
     # A model is built by a ganlib builder, or by instantiating a class the snippet defines
     # (a task of its own, say).
     own = re.findall(r"^class (\w+)\(", code, re.M)
-    builders = "|".join(["DCGAN", "ResNetGAN", "TinyMLP", *own])
+    networks = r"[A-Z]\w*(?:Task|Generator|Discriminator|Translator)"  # ganlib's own
+    builders = "|".join(["DCGAN", "ResNetGAN", "TinyMLP", networks, *own])
     builds = [m.start() for m in re.finditer(rf"(?<!class )\b({builders})\(", code)]
     seeded = code.find("seed_everything(")
     assert builds, f"{page} snippet {index} builds no model"
