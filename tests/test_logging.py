@@ -74,3 +74,22 @@ def test_propagating_routes_notices_to_the_root_handlers_only(
     notice_from_a_callback(tmp_path, monkeypatch)
     assert any(NOTICE in r.getMessage() for r in caplog.records), "the root handlers got nothing"
     assert NOTICE not in capsys.readouterr().err, "the default handler printed as well"
+
+
+def test_a_notice_during_a_progress_bar_gets_its_own_line(capsys):
+    tqdm = pytest.importorskip("tqdm")
+    import sys
+
+    capsys.readouterr()
+    bar = tqdm.tqdm(total=10, file=sys.stderr, unit="step", mininterval=0)
+    bar.update(3)
+    LOGGER.info("ModelCheckpoint: saved runs/x/checkpoints/step-0000003.ckpt")
+    bar.close()
+    err = capsys.readouterr().err
+    before, after = err.split("ModelCheckpoint:")
+    assert "3/10" in before  # the bar was drawn
+    # What the terminal shows left of the notice: the text after the last carriage return
+    # or newline. tqdm.write blanks the bar's line first; a plain write lands after it.
+    left = before.replace("\r", "\n").rsplit("\n", 1)[-1]
+    assert left.strip() == "", f"the notice follows {left!r} on its line"
+    assert "3/10" in after  # the bar drawn again below it

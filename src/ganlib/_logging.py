@@ -45,6 +45,15 @@ class _DefaultHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         if logger.propagate:
             return  # the user's handlers have it
+        bars = sys.modules.get("tqdm")
+        if bars is not None and getattr(bars.tqdm, "_instances", None):
+            # A progress bar is drawn: tqdm.write clears it, writes the notice on its own
+            # line and draws the bar again below (a plain write lands on the bar's line).
+            try:
+                bars.tqdm.write(self.format(record), file=sys.stderr)
+            except Exception:
+                self.handleError(record)
+            return
         super().emit(record)
 
 
