@@ -174,9 +174,10 @@ def test_a_missing_browser_skips_but_fails_under_ci(ci, monkeypatch):
         _need("chromium")
 
 
-def test_the_report_in_a_real_browser(request):
+def _chromium() -> str:
+    """The system chromium's path (Playwright drives it), or skip/fail naming what is missing."""
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _need("playwright")
     executable = (
@@ -186,6 +187,13 @@ def test_the_report_in_a_real_browser(request):
     )
     if not executable:
         _need("chromium")
+    return str(executable)
+
+
+def test_the_report_in_a_real_browser(request):
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
     finished_run: Path = request.getfixturevalue("finished_run")  # trained only when needed
     problems: list[str] = []
     started = time.perf_counter()
@@ -416,3 +424,45 @@ def test_bad_arguments_are_named(tmp_path):
         RunReport(tmp_path, max_points=1)
     with pytest.raises(TypeError, match="`resume` must be a string or None, got list"):
         RunReport(tmp_path, resume=["ganlib", "train"])  # type: ignore[arg-type]
+
+
+def test_no_chart_label_is_cut_in_a_real_browser(tmp_path):
+    """A crowded chart (eight series, as CycleGAN's losses; tiny values; long runs): every
+    label, tick and legend entry lies inside its chart."""
+    from playwright.sync_api import sync_playwright
+
+    from ganlib.callbacks._report_page import Page, Panel, render
+
+    executable = _chromium()
+    names = ["loss_g", "loss_d", "gan_ab", "gan_ba", "cycle_a", "cycle_b"]
+    names += ["identity_a", "identity_b_with_a_long_name"]
+    steps = [float(s) for s in range(0, 120_001, 10_000)]
+    series = {
+        n: (steps, [-1.234567e-5 * (i + 1) * (1 + s / 1e5) for s in steps])
+        for i, n in enumerate(names)
+    }
+    panels = [Panel("losses", series), Panel("one", {"fd": ([1.0], [123456.789])})]
+    page = Page("run", "finished", "finished", [], {}, panels, "", [], [], [], "")
+    path = tmp_path / "report.html"
+    path.write_text(render(page))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            tab = browser.new_page()
+            tab.goto(path.as_uri())
+            outside = tab.eval_on_selector_all(
+                "svg.chart",
+                """charts => charts.flatMap(svg => {
+                    const box = svg.getBoundingClientRect();
+                    return [...svg.querySelectorAll("text")].map(t => {
+                        const r = t.getBoundingClientRect();
+                        return [t.textContent, r.left - box.left, r.right - box.right,
+                                r.top - box.top, r.bottom - box.bottom];
+                    }).filter(([, l, r, t, b]) => l < 0 || r > 0 || t < 0 || b > 0);
+                })""",
+            )
+            shown = tab.eval_on_selector_all("svg.chart text.legend", "els => els.length")
+        finally:
+            browser.close()
+    assert shown == len(names) + 1
+    assert not outside, f"labels outside their chart (text, left, right, top, bottom): {outside}"

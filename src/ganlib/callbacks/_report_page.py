@@ -61,25 +61,52 @@ def _number(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else str(value)
 
 
+# The charts' label font (``.tick`` and ``.legend``: 11px): a generous width per character,
+# so margins computed from it hold the labels in any browser's sans-serif.
+CHAR_WIDTH = 7
+LEGEND_ROW = 14  # pixels between the legend's rows
+
+
+def _text_width(text: str) -> int:
+    return CHAR_WIDTH * len(text)
+
+
+def _legend_rows(names: list[str], start: int, end: int) -> list[list[tuple[str, int]]]:
+    """The legend's entries (a 14-pixel line, then the name) placed left to right in rows
+    that fit between ``start`` and ``end``: each row's names and their x."""
+    rows: list[list[tuple[str, int]]] = [[]]
+    x = start
+    for name in names:
+        entry = 18 + _text_width(name) + 12
+        if rows[-1] and x + entry > end:
+            rows.append([])
+            x = start
+        rows[-1].append((name, x))
+        x += entry
+    return rows
+
+
+def _chart_start(title: str, width: int, height: int, left: int) -> str:
+    """The chart's ``<svg>`` opening tag and its title."""
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(title)}">'
+        f'<text x="{left}" y="16" class="title">{escape(title)}</text>'
+    )
+
+
 def line_chart(panel: Panel, width: int = 460, height: int = 260) -> str:
     """An SVG line chart: one ``<path class="series">`` per series; non-finite values
     leave gaps."""
-    left, right, top, bottom = 58, 12, 44, 34
-    plot_w, plot_h = width - left - right, height - top - bottom
     points = [
         (x, y)
         for xs, ys in panel.series.values()
         for x, y in zip(xs, ys, strict=True)
         if math.isfinite(x) and math.isfinite(y)
     ]
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(panel.title)}">',
-        f'<text x="{left}" y="16" class="title">{escape(panel.title)}</text>',
-    ]
     if not points:
-        parts.append(f'<text x="{left}" y="{top + plot_h / 2}">no data yet</text></svg>')
-        return "".join(parts)
+        note = f'<text x="58" y="{height / 2}">no data yet</text></svg>'
+        return _chart_start(panel.title, width, height, 58) + note
     x_low, x_high = min(p[0] for p in points), max(p[0] for p in points)
     y_low, y_high = min(p[1] for p in points), max(p[1] for p in points)
     if x_high == x_low:
@@ -88,14 +115,26 @@ def line_chart(panel: Panel, width: int = 460, height: int = 260) -> str:
         pad = abs(y_low) * 0.1 or 1.0
         y_low, y_high = y_low - pad, y_high + pad
 
+    def step_label(x: float) -> str:  # whole steps unless the axis spans only a few
+        return f"{x:.0f}" if x_high - x_low >= 8 else f"{x:.3g}"
+
+    # Margins wide enough for the labels (none is cut): the y labels' widest on the left,
+    # half the last step label on the right, the legend's rows on top.
+    y_labels = [_number(y_low + (y_high - y_low) * i / 4) for i in range(5)]
+    left = max(58, _text_width(max(y_labels, key=len)) + 10)
+    right = max(12, _text_width(step_label(x_high)) // 2 + 4)
+    legend = _legend_rows(list(panel.series), left, width - right)
+    top = 44 + LEGEND_ROW * (len(legend) - 1)
+    bottom = 34
+    plot_w, plot_h = width - left - right, max(height - top - bottom, 40)
+    height = top + plot_h + bottom
+    parts = [_chart_start(panel.title, width, height, left)]
+
     def sx(x: float) -> float:
         return left + (x - x_low) / (x_high - x_low) * plot_w
 
     def sy(y: float) -> float:
         return top + (1 - (y - y_low) / (y_high - y_low)) * plot_h
-
-    def step_label(x: float) -> str:  # whole steps unless the axis spans only a few
-        return f"{x:.0f}" if x_high - x_low >= 8 else f"{x:.3g}"
 
     # Axes, four grid lines each way, and their labels.
     parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="frame"/>')
@@ -110,6 +149,11 @@ def line_chart(panel: Panel, width: int = 460, height: int = 260) -> str:
             f'text-anchor="middle">{step_label(x)}</text>'
         )
     parts.append(f'<text x="{left + plot_w / 2}" y="{height - 4}" class="tick">step</text>')
+    legend_places = {
+        name: (x, 36 + LEGEND_ROW * row)
+        for row, entries in enumerate(legend)
+        for name, x in entries
+    }
     for index, (name, (xs, ys)) in enumerate(panel.series.items()):
         color = COLORS[index % len(COLORS)]
         commands, pen_down = [], False
@@ -125,11 +169,11 @@ def line_chart(panel: Panel, width: int = 460, height: int = 260) -> str:
             f'<path class="series" data-name="{escape(name)}" d="{" ".join(commands)}" '
             f'stroke="{color}"/>'
         )
-        legend_x = left + 110 * index
+        legend_x, legend_y = legend_places[name]
         parts.append(
-            f'<line x1="{legend_x}" x2="{legend_x + 14}" y1="32" y2="32" '
-            f'stroke="{color}" stroke-width="2"/><text x="{legend_x + 18}" y="36" '
-            f'class="legend">{escape(name)}</text>'
+            f'<line x1="{legend_x}" x2="{legend_x + 14}" y1="{legend_y - 4}" '
+            f'y2="{legend_y - 4}" stroke="{color}" stroke-width="2"/><text x="{legend_x + 18}" '
+            f'y="{legend_y}" class="legend">{escape(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
