@@ -1,13 +1,18 @@
-"""Shared test configuration: hypothesis profiles and real-data locations."""
+"""Shared test configuration: hypothesis profiles, real-data locations, and the tiny
+builders the test files share (``from conftest import tiny_gan``)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from ganlib import DCGAN
 
 # Model-building examples are slow-ish and vary in cost, so no per-example deadline.
 settings.register_profile(
@@ -55,3 +60,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if needed is not None:
         report.outcome = "failed"
         report.longrepr = f"CI must run this test, but it skipped: {reason} (CI needs {needed})"
+
+
+# ------------------------------------------------------------------ tiny builders
+# (ganlib is imported on use: collecting the suite imports nothing more than before)
+
+
+def tiny_gan(
+    seed: int = 0,
+    image_size: int = 12,
+    channels: int = 1,
+    *,
+    width: int = 4,
+    num_classes: int | None = None,
+) -> DCGAN:
+    """The small DCGAN most tests train: 12x12, one channel, latent_dim 8, width 4, its
+    weights initialised from a generator seeded with ``seed``."""
+    from ganlib import DCGAN
+
+    return DCGAN(
+        image_size,
+        channels,
+        latent_dim=8,
+        width=width,
+        num_classes=num_classes,
+        init_generator=torch.Generator().manual_seed(seed),
+    )

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import tiny_gan
 from ganlib import DCGAN, Trainer
 from ganlib.callbacks import (
     EMA,
@@ -38,7 +39,7 @@ def read_image(path: str) -> tuple[int, int, int]:
 
 
 def tiny_trainer(callbacks, **kwargs) -> Trainer:
-    gan = DCGAN(12, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
+    gan = tiny_gan()
     kwargs.setdefault("max_epochs", 2)
     return Trainer(gan, seed=0, device="cpu", progress=False, callbacks=callbacks, **kwargs)
 
