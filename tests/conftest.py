@@ -4,6 +4,8 @@ builders the test files share (``from conftest import tiny_gan``)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
-    from ganlib import DCGAN
+    from ganlib import DCGAN, Trainer
 
 # Model-building examples are slow-ish and vary in cost, so no per-example deadline.
 settings.register_profile(
@@ -86,3 +88,38 @@ def tiny_gan(
         num_classes=num_classes,
         init_generator=torch.Generator().manual_seed(seed),
     )
+
+
+def images(n: int = 16, seed: int = 1) -> torch.Tensor:
+    """``n`` uniform 12x12 one-channel images in [-1, 1], seeded."""
+    return torch.rand(n, 1, 12, 12, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def trainer(callbacks: list | None = None, **kwargs) -> Trainer:
+    """A Trainer of ``tiny_gan()`` (or ``gan=``) for two steps, seed 0, no progress bar,
+    on the default device; keyword arguments override."""
+    from ganlib import Trainer
+
+    kwargs.setdefault("max_steps", 2)
+    kwargs.setdefault("seed", 0)
+    kwargs.setdefault("progress", False)
+    return Trainer(kwargs.pop("gan", None) or tiny_gan(), callbacks=callbacks or [], **kwargs)
+
+
+# ------------------------------------------------------- commands as a user runs them
+
+
+def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in the repository root, its output captured."""
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """The command failed as an argument error (exit 2) whose last line holds ``needles``,
+    with no traceback."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr
+    assert all(n in lines[-1] for n in needles), lines[-1]
