@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from conftest import tiny_gan
 from ganlib import DCGAN, Trainer
 from ganlib.augment import (
     DiffAugment,
@@ -125,10 +126,6 @@ class Recording:
     def __call__(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         self.calls.append((x.shape[0], x.requires_grad))
         return x.flip(3)
-
-
-def tiny_gan() -> DCGAN:
-    return DCGAN(12, 1, latent_dim=8, width=4, init_generator=seeded(0))
 
 
 def make_step(gan: DCGAN, augment=None, loss=None, d_steps: int = 1) -> AdversarialStep:

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from torch.utils.data import IterableDataset, TensorDataset
 
+from conftest import images, trainer
 from ganlib import DCGAN, Trainer
 from ganlib.batching import BatchSource
 
@@ -117,3 +118,17 @@ def test_a_float64_dcgan_trains_as_the_pytorch_examples_loop_in_float64():
         torch.testing.assert_close(value, expected[name], rtol=0, atol=1e-12, msg=name)
     for name, parameter in gan.named_parameters():  # every one moved: not a vacuous match
         assert float((parameter.detach() - initial[name]).abs().max()) > 1e-4, name
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_other_float_dtypes_are_cast(dtype):
+    assert trainer([]).fit(images().to(dtype), batch_size=8).step == 2
+
+
+def test_an_empty_iterable_dataset_is_named():
+    class Empty(IterableDataset):
+        def __iter__(self):
+            return iter([])
+
+    with pytest.raises(ValueError, match="`data` is empty"):
+        trainer([]).fit(Empty(), batch_size=8)

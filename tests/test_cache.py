@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from ganlib import DCGAN, Trainer
+from conftest import tiny_gan
+from ganlib import Trainer
 from ganlib.callbacks import Evaluation
 from ganlib.metrics import FeatureStats, embed
 from ganlib.metrics.cache import (
@@ -174,7 +175,7 @@ def test_concurrent_runs_share_one_file(cache_folder):
 
 
 def tiny_trainer(callbacks) -> Trainer:
-    gan = DCGAN(12, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
+    gan = tiny_gan()
     return Trainer(gan, max_steps=2, seed=0, device="cpu", progress=False, callbacks=callbacks)
 
 

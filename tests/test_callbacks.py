@@ -8,11 +8,13 @@ import io
 import json
 import math
 import re
+import signal
 
 import pytest
 import torch
 from PIL import Image
 
+from conftest import images, tiny_gan, trainer
 from ganlib import DCGAN, Trainer
 from ganlib.callbacks import (
     EMA,
@@ -38,7 +40,7 @@ def read_image(path: str) -> tuple[int, int, int]:
 
 
 def tiny_trainer(callbacks, **kwargs) -> Trainer:
-    gan = DCGAN(12, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
+    gan = tiny_gan()
     kwargs.setdefault("max_epochs", 2)
     return Trainer(gan, seed=0, device="cpu", progress=False, callbacks=callbacks, **kwargs)
 
@@ -526,3 +528,141 @@ def test_a_loss_curve_resumes_from_an_earlier_releases_per_step_state(tmp_path):
     resumed.fit(data(), ckpt_path=str(tmp_path / "ckpt" / "old.ckpt"), batch_size=8)
     assert second.history.series()[0] == [1.0, 2.0, 3.0, 4.0]
     assert second.history["loss_d"][:2] == first.history["loss_d"]
+
+
+class Log(Callback):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    @property
+    def state_key(self) -> str:
+        return "Log"
+
+    def on_teardown(self, trainer):
+        self.events.append("teardown")
+
+
+def test_a_failing_on_fit_end_still_saves_and_tears_down(tmp_path):
+    class Notifier(Callback):
+        def on_fit_end(self, trainer):
+            raise ConnectionError("slack is down")
+
+    log, ckpt = Log(), ModelCheckpoint(tmp_path, every_n_epochs=None)
+    with pytest.raises(ConnectionError, match="slack is down") as caught:
+        trainer([Notifier(), log, ckpt]).fit(images(), batch_size=8)
+    assert ckpt.saved and ckpt.saved[-1].endswith("step-0000002.ckpt")  # the final save ran
+    assert load_checkpoint(ckpt.last_path)["state"]["step"] == 2
+    assert log.events == ["teardown"]
+    assert "raised by Notifier.on_fit_end" in caught.value.__notes__
+
+
+def test_a_failing_on_exception_does_not_cost_the_ctrl_c_checkpoint(tmp_path):
+    class CtrlC(Callback):
+        def on_batch_end(self, trainer, metrics):
+            if trainer.state.step == 2:
+                trainer._stop.requested = signal.SIGINT  # as the first Ctrl-C does
+
+    class BrokenNotifier(Callback):
+        def on_exception(self, trainer, exception):
+            raise RuntimeError("notifier broke")
+
+    log, ckpt = Log(), ModelCheckpoint(tmp_path, every_n_epochs=None)
+    with pytest.raises(KeyboardInterrupt, match="interrupted by Ctrl-C after step 2") as caught:
+        trainer([CtrlC(), BrokenNotifier(), log, ckpt], max_steps=5).fit(images(), batch_size=8)
+    assert load_checkpoint(ckpt.last_path)["state"]["step"] == 2
+    assert log.events == ["teardown"]
+    assert any("notifier broke" in n for n in caught.value.__notes__)
+
+
+def test_the_final_save_comes_before_the_end_of_run_work(tmp_path):
+    # A grid, plot or report that fails at the run's last epoch end (out of memory, disk
+    # full) used to cost the whole run's checkpoint: ModelCheckpoint saves after them.
+    class FailsAtEpochEnd(Callback):
+        def on_epoch_end(self, trainer):
+            raise MemoryError("the grid does not fit")
+
+    saver = ModelCheckpoint(tmp_path / "ckpt")
+    with pytest.raises(MemoryError, match="does not fit"):
+        trainer([FailsAtEpochEnd(), saver], max_steps=None, max_epochs=1).fit(
+            images(), batch_size=8
+        )
+    saved = load_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert saved["state"]["step"] == 2  # the last step's weights, saved in its on_batch_end
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "last.ckpt",
+        "step-0000002.ckpt",
+    ]
+    # It resumes: the epoch's end runs again, then the next epoch.
+    resumed = trainer([ModelCheckpoint(tmp_path / "ckpt")], max_steps=None, max_epochs=2)
+    state = resumed.fit(images(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"), batch_size=8)
+    assert (state.step, state.epoch) == (4, 2)
+    # Without a failure, the epoch's end saves the same step again, with the epoch counted.
+    plain = ModelCheckpoint(tmp_path / "plain")
+    trainer([plain], max_steps=None, max_epochs=1).fit(images(), batch_size=8)
+    assert load_checkpoint(plain.last_path)["state"] == {
+        **load_checkpoint(plain.last_path)["state"],
+        "step": 2,
+        "epoch": 1,
+        "batch_in_epoch": 0,
+    }
+
+
+def test_giving_a_step_interval_replaces_the_epoch_default(tmp_path):
+    assert ModelCheckpoint(tmp_path, every_n_steps=5).every_n_epochs is None
+    assert ModelCheckpoint(tmp_path).every_n_epochs == 1
+    both = ModelCheckpoint(tmp_path, every_n_steps=5, every_n_epochs=2)
+    assert (both.every_n_steps, both.every_n_epochs) == (5, 2)
+    ckpt = ModelCheckpoint(tmp_path / "c", every_n_steps=3, keep_last=None)
+    trainer([ckpt], max_steps=4).fit(images(), batch_size=8)  # 2 steps an epoch
+    assert sorted(p.name for p in (tmp_path / "c").glob("step-*")) == [
+        "step-0000003.ckpt",
+        "step-0000004.ckpt",  # the final save, not the epoch ends 2 and 4
+    ]
+
+
+def test_a_run_that_turns_nan_stops_by_default():
+    class GoesNaN(BCELoss):
+        def generator_loss(self, fake_logits):
+            return super().generator_loss(fake_logits) * float("nan")
+
+    with pytest.raises(NonFiniteLossError, match=r"loss_g is nan at step 1"):
+        trainer([], loss=GoesNaN()).fit(images(), batch_size=8)
+    assert trainer([], loss=GoesNaN(), nan_guard=False).fit(images(), batch_size=8).step == 2
+
+
+def test_callbacks_must_be_a_list():
+    with pytest.raises(TypeError, match=r"`callbacks` must be a list.*callbacks=\[Log\(...\)\]"):
+        Trainer(tiny_gan(), callbacks=Log())
+    with pytest.raises(TypeError, match=r"got None; write callbacks=\[\]"):
+        Trainer(tiny_gan(), callbacks=None)
+
+
+def test_a_file_callback_named_by_another_path_keeps_its_history(tmp_path, monkeypatch, capsys):
+    from ganlib.callbacks import LossCurve
+
+    monkeypatch.chdir(tmp_path)
+    first = LossCurve("curve.png")
+    t = trainer([first, ModelCheckpoint("ckpt")])
+    t.fit(images(), batch_size=8)
+    again = LossCurve(tmp_path / "curve.png")  # the same file, as an absolute path
+    resumed = trainer([again, ModelCheckpoint("ckpt")], max_steps=4)
+    resumed.fit(images(), ckpt_path="last", batch_size=8)
+    assert again.history.series()[0] == [1.0, 2.0, 3.0, 4.0]  # the first fit's steps kept
+    assert "restoring LossCurve[" in capsys.readouterr().err
+
+
+def test_model_checkpoint_keeps_the_best_by_a_monitored_metric(tmp_path):
+    ckpt = ModelCheckpoint(tmp_path, every_n_steps=1, keep_last=2, monitor="loss_d", mode="min")
+    seen: dict[int, float] = {}
+
+    class Record(Callback):
+        def on_batch_end(self, trainer, metrics):
+            seen[trainer.state.step] = metrics["loss_d"]
+
+    trainer([Record(), ckpt], max_steps=6).fit(images(), batch_size=8)
+    best_step = min(seen, key=seen.get)
+    assert load_checkpoint(ckpt.best_path)["state"]["step"] == best_step
+    assert ckpt.best_score == pytest.approx(seen[best_step])
+    assert len(list(tmp_path.glob("step-*.ckpt"))) == 2  # keep_last still holds
+    with pytest.raises(ValueError, match=r"`mode` must be 'min' or 'max', got 'least'"):
+        ModelCheckpoint(tmp_path, monitor="loss_d", mode="least")  # type: ignore[arg-type]

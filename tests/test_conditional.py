@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import ganlib.gan
+from conftest import tiny_gan
 from ganlib import DCGAN, GAN, Trainer, register_architecture
 from ganlib.callbacks import EMA, SampleGrid
 from ganlib.checkpoint import load_gan
@@ -24,13 +25,7 @@ def _count(module: torch.nn.Module) -> int:
 
 
 def tiny_cgan(num_classes: int = 3, seed: int = 0) -> DCGAN:
-    return DCGAN(
-        image_size=12,
-        latent_dim=8,
-        width=4,
-        num_classes=num_classes,
-        init_generator=torch.Generator().manual_seed(seed),
-    )
+    return tiny_gan(seed, num_classes=num_classes)
 
 
 def labelled(n: int = 24, num_classes: int = 3, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import images, trainer
 from ganlib import DCGAN, Trainer
 from ganlib.data import DataNotFoundError, ImageFolder, load_image_folder
 
@@ -71,3 +72,36 @@ def test_trainer_trains_on_an_image_folder_dataset(tmp_path):
     trainer = Trainer(gan, max_steps=2, progress=False)
     state = trainer.fit(ImageFolder(tmp_path, 16), batch_size=3)
     assert state.step == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (images(8).squeeze(1), r"4-d tensor \(N, C, H, W\), got shape \(8, 12, 12\).*unsqueeze"),
+        (images(8)[:, None], r"4-d tensor \(N, C, H, W\), got shape \(8, 1, 1, 12, 12\)"),
+        (images(1)[0], r"got shape \(1, 12, 12\); a single image"),
+        ((images(40), torch.zeros(20, dtype=torch.long)), r"40 images, 20 labels"),
+        ((images(40), torch.zeros(80, dtype=torch.long)), r"40 images, 80 labels"),
+    ],
+)
+def test_tensor_data_of_the_wrong_form_is_refused_before_step_one(data, message):
+    with pytest.raises(ValueError, match=message):
+        trainer([]).fit(data, batch_size=8)
+
+
+def test_non_finite_images_anywhere_are_refused():
+    data = images(40)
+    data[20, 0, 3, 3] = float("nan")
+    with pytest.raises(
+        ValueError, match=r"NaN or infinite values in 1 images \(the first is image 20"
+    ):
+        trainer([]).fit(data, batch_size=8)
+
+
+def test_range_is_checked_on_every_image():
+    data = images(40)
+    data[30] = data[30] * 127.5 + 127.5  # one image in [0, 255]
+    with pytest.warns(UserWarning, match=r"images range over \[-1, 2"):
+        trainer([]).fit(data, batch_size=8)
+    with pytest.warns(UserWarning, match=r"they look like \[0, 1\]"):
+        trainer([]).fit((images(16) + 1) / 2, batch_size=8)

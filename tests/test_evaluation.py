@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import ganlib.runs.build
+from conftest import tiny_gan
 from ganlib import DCGAN, Trainer
 from ganlib.callbacks import (
     EMA,
@@ -38,10 +39,6 @@ from ganlib.step import METRIC_NAMES
 def pooled(images: Tensor) -> Tensor:
     """A toy feature extractor: 3x3 average pooling, (B, 1, 12, 12) -> (B, 16)."""
     return F.avg_pool2d(images, 3).flatten(1)
-
-
-def tiny_gan() -> DCGAN:
-    return DCGAN(12, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
 
 
 def data(n: int = 24) -> Tensor:

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganlib import DCGAN, Trainer
+from conftest import tiny_gan
+from ganlib import Trainer
 from ganlib.losses import (
     BCELoss,
     HingeLoss,
@@ -124,10 +125,6 @@ def test_loss_errors(call, message):
 
 
 # ----------------------------------------------------------------- user losses
-
-
-def tiny_gan() -> DCGAN:
-    return DCGAN(12, 1, latent_dim=8, width=4, init_generator=torch.Generator().manual_seed(0))
 
 
 def batch(seed: int = 1, n: int = 8) -> Tensor:

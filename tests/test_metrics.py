@@ -364,3 +364,35 @@ def test_the_evaluator_refuses_images_in_0_1_as_the_changelog_says():
     assert evaluator.score(torch.zeros(4, 1, 28, 28)).num_samples == 4
     tanh = nn.Sequential(nn.Linear(8, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
     assert evaluator.score_generator(tanh, 30, 8, seed=0).num_samples == 30
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> MNISTEvaluator:
+    return MNISTEvaluator(torch.rand(20, 1, 28, 28) * 2 - 1)
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (torch.rand(4, 1, 64, 64) * 2 - 1, r"shaped \(N, 1, 28, 28\), got \(4, 1, 64, 64\)"),
+        (torch.rand(4, 1, 8, 8) * 2 - 1, r"got \(4, 1, 8, 8\)"),
+        (torch.rand(4, 3, 28, 28) * 2 - 1, r"got \(4, 3, 28, 28\)"),
+        (torch.rand(4, 1, 28, 28) * 255, r"must lie in \[-1, 1\]"),
+        ((torch.rand(4, 1, 28, 28) * 255).to(torch.uint8), r"floating point.*x / 127.5 - 1"),
+        (torch.full((4, 1, 28, 28), float("nan")), r"NaN or infinite"),
+    ],
+)
+def test_the_evaluator_names_what_is_wrong_with_its_images(evaluator, batch, message):
+    with pytest.raises(ValueError, match=message):
+        evaluator.score(batch)
+
+
+def test_the_evaluator_refuses_a_reference_in_0_1():
+    with pytest.raises(
+        ValueError, match=r"must lie in \[-1, 1\].*for \[0, 1\] images use x \* 2 - 1"
+    ):
+        MNISTEvaluator(torch.rand(20, 1, 28, 28))
+
+
+def test_the_evaluator_accepts_float64(evaluator):
+    assert evaluator.score((torch.rand(6, 1, 28, 28) * 2 - 1).double()).num_samples == 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -13,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, one_line_error, run
+from ganlib.checkpoint import load_checkpoint
 from ganlib.data import DataNotFoundError, fake_mnist, load_mnist
 from ganlib.runs import read_config
 
@@ -281,3 +283,70 @@ def test_stand_in_mnist_reads_back(tmp_path):
     images, labels = load_mnist(tmp_path, "train", download=False)
     assert images.shape == (12, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
     assert labels.max() < 10
+
+
+def example_args(data: Path, out: Path) -> list[str]:
+    return [
+        *("--data-dir", str(data), "--out", str(out), "--device", "cpu", "--no-download"),
+        *("--width", "4", "--latent-dim", "8", "--batch-size", "20", "--score-samples", "0"),
+    ]
+
+
+def example(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run(str(EXAMPLE), *example_args(data, out), *extra)
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory) -> Path:
+    from ganlib.data import fake_mnist
+
+    root = tmp_path_factory.mktemp("data")
+    fake_mnist(root, count=60)
+    return root
+
+
+def test_the_example_never_clobbers_an_earlier_run(fake_data, tmp_path):
+    out = tmp_path / "run"
+    assert example(fake_data, out, "--max-steps", "2").returncode == 0
+    log = (out / "metrics.csv").read_text()
+    one_line_error(example(fake_data, out, "--max-steps", "2"), "--resume", "--overwrite")
+    assert (out / "metrics.csv").read_text() == log
+    resumed = example(fake_data, out, "--max-steps", "4", "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["state"]["step"] == 4
+    again = example(fake_data, out, "--max-steps", "1", "--overwrite")
+    assert again.returncode == 0, again.stderr
+
+
+def test_the_example_checks_its_flags_before_training(fake_data, tmp_path):
+    one_line_error(example(fake_data, tmp_path / "a", "--score-samples", "1"), "--score-samples")
+    one_line_error(example(fake_data, tmp_path / "b", "--seed", "-1"), "--seed", ">= 0")
+    (tmp_path / "file").write_text("x")
+    one_line_error(example(fake_data, tmp_path / "file"), "--out", "is a file")
+
+
+def test_the_example_ends_on_sigterm_with_one_line_and_143(fake_data, tmp_path):
+    out = tmp_path / "run"
+    args = [*example_args(fake_data, out), "--epochs", "1000"]
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLE), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("runtime:"):
+                break
+        while not (out / "checkpoints" / "last.ckpt").exists():  # an epoch is 3 steps
+            if process.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.2"], check=False)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert "stopped: training interrupted by SIGTERM" in stderr.strip().splitlines()[-1]

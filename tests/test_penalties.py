@@ -9,16 +9,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from conftest import tiny_gan
 from ganlib import DCGAN, Trainer
 from ganlib.losses import BCELoss, R1Penalty, WGANGPLoss, get_loss
 from ganlib.runtime import Runtime
 from ganlib.step import METRIC_NAMES, AdversarialStep
 
 LOSSES = ("bce", "hinge", "wgan-gp", "lsgan")
-
-
-def tiny_gan() -> DCGAN:
-    return DCGAN(12, 1, latent_dim=8, width=4, init_generator=torch.Generator().manual_seed(0))
 
 
 def batch(seed: int = 1, n: int = 8) -> Tensor:

@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ganlib import DCGAN, RunFolderError, Trainer
+from conftest import tiny_gan
+from ganlib import RunFolderError, Trainer
 from ganlib.callbacks import Callback, ModelCheckpoint, RunReport, SampleGrid
 from ganlib.callbacks.history import MetricHistory
 from ganlib.losses import BCELoss
@@ -33,7 +34,7 @@ SETTINGS = {"lr": 0.0002, "loss": "bce", "note": "<b>not a tag</b>"}
 
 
 def tiny_trainer(callbacks, **kwargs) -> Trainer:
-    gan = DCGAN(12, 1, 8, 4, init_generator=torch.Generator().manual_seed(0))
+    gan = tiny_gan()
     kwargs.setdefault("max_epochs", 3)
     return Trainer(gan, seed=0, device="cpu", progress=False, callbacks=callbacks, **kwargs)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tiny_gan
 from ganlib import DCGAN, CheckpointError, Trainer
 from ganlib.checkpoint import atomic_save, load_checkpoint
 
@@ -110,7 +111,7 @@ def test_ctrl_c_saves_a_checkpoint_at_a_step_boundary(uninterrupted, tmp_path):
 
 
 def tiny_trainer(width: int = 4, **kwargs) -> Trainer:
-    gan = DCGAN(12, 1, 8, width, init_generator=torch.Generator().manual_seed(0))
+    gan = tiny_gan(width=width)
     return Trainer(gan, max_steps=2, seed=0, device="cpu", progress=False, **kwargs)
 
 

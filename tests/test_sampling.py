@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import conftest
 from ganlib import DCGAN, Trainer
 from ganlib.callbacks import EMA, SampleGrid
 from ganlib.cli import main as cli_main
@@ -124,3 +125,15 @@ def test_recompute_batchnorm_checks_its_arguments():
         recompute_batchnorm(gan.generator, gan, 0, num_batches=0)
     with pytest.raises(TypeError, match="`noise` must be a latent size, a GAN"):
         list(sample_images(gan.generator, 2, "eight"))
+
+
+def test_grids_are_drawn_in_batches():
+    gan = conftest.tiny_gan()  # (not this file's tiny_gan: a seeded init_generator)
+    sizes: list[int] = []
+    gan.generator.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    latents = gan.sample_noise(2500, generator=torch.Generator().manual_seed(0))
+    images = generate(gan.generator, latents)
+    assert sizes == [1000, 1000, 500] and images.shape == (2500, 1, 12, 12)
+    with torch.no_grad():  # up to a batch, the same images as one call (train-mode BatchNorm)
+        one_call = gan.generator(latents[:700]).float()
+    assert torch.equal(generate(gan.generator, latents[:700]), one_call)

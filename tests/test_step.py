@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from conftest import tiny_gan
 from ganlib import DCGAN, Trainer, TrainerState
 from ganlib.callbacks import LossCurve, MetricsLogger
 from ganlib.callbacks.progress import format_metrics
@@ -19,10 +20,6 @@ from ganlib.runtime import COMPILE_PAYBACK_STEPS, CompiledOrEager, Runtime, step
 from ganlib.step import METRIC_NAMES, AdversarialStep
 
 CPU = torch.device("cpu")
-
-
-def tiny_gan() -> DCGAN:
-    return DCGAN(12, 1, latent_dim=8, width=4, init_generator=torch.Generator().manual_seed(0))
 
 
 def real_batch(n: int = 8) -> Tensor:

@@ -10,19 +10,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import tiny_gan
 from ganlib import DCGAN, CheckpointError, Trainer
 from ganlib.callbacks import Callback, ModelCheckpoint
 from ganlib.losses import BCELoss
-
-
-def tiny_gan(seed: int = 0, image_size: int = 12, channels: int = 1) -> DCGAN:
-    return DCGAN(
-        image_size,
-        channels,
-        latent_dim=8,
-        width=4,
-        init_generator=torch.Generator().manual_seed(seed),
-    )
 
 
 def images(n: int = 24, size: int = 12, channels: int = 1, seed: int = 1) -> torch.Tensor:
