@@ -2,6 +2,7 @@
 
     python benchmarks/variants_speed.py                       # 1 thread, MNIST size, batch 50
     python benchmarks/variants_speed.py --threads 2 --resnet-widths 48
+    python benchmarks/variants_speed.py --resnet-widths 32 --no-augment --compare-fast
 
 Variants (28x28, one channel, the BCE loss, fp32 unless --fast): DCGAN() (the recipe's
 network), DCGAN(spectral_norm=True), and ResNetGAN(width=w) for each of --resnet-widths:
@@ -11,7 +12,11 @@ plain and with
 (``trainer.train_step``) on a batch held in memory, in rounds that take every variant
 in turn, so that machine noise hits all of them alike. Prints a table: parameters,
 FLOPs of one step (torch.utils.flop_counter), images/s and the median step time, and
-each variant's throughput relative to DCGAN.
+each variant's throughput relative to DCGAN. With ``--compare-fast`` every variant runs
+twice, plain (fp32) and ``Trainer(fast=True)``, in the same rounds: the table adds the CPU
+milliseconds per image, the GFLOP/s each achieves (its FLOPs over its median step: set it
+against the machine's matrix-product peaks, which ``benchmarks/throughput.py`` prints) and
+the fast path's speed-up over the plain one.
 """
 
 from __future__ import annotations
@@ -110,6 +115,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--resnet-widths", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--fast", action="store_true", help="Trainer(fast=True) for every variant")
+    parser.add_argument(
+        "--compare-fast", action="store_true", help="each variant plain and fast, side by side"
+    )
+    parser.add_argument("--no-augment", action="store_true", help="leave out the DiffAugment runs")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -118,29 +127,42 @@ def main() -> None:
         f"batch {args.batch_size}, {args.warmup} warm-up + {args.rounds} rounds x "
         f"{args.steps} timed steps per variant, fast={args.fast}, DiffAugment policy {AUGMENT!r}"
     )
+    paths = [False, True] if args.compare_fast else [args.fast]
+    augments = [None] if args.no_augment else [None, AUGMENT]
     runners: dict[str, Runner] = {}
     for name, build in variants(args.resnet_widths).items():
-        for augment in (None, AUGMENT):
-            label = name if augment is None else f"{name}+diffaug"
-            runners[label] = Runner(build(), augment, args.batch_size, args.fast)
+        for augment in augments:
+            for fast in paths:
+                label = name + ("" if augment is None else "+diffaug")
+                label += " fast" if fast and args.compare_fast else ""
+                runners[label] = Runner(build(), augment, args.batch_size, fast)
     flops = {label: runner.flops() for label, runner in runners.items()}
     for runner in runners.values():
         runner.timed(args.warmup)
     times: dict[str, list[float]] = {label: [] for label in runners}
+    cpu: dict[str, float] = dict.fromkeys(runners, 0.0)
     for _ in range(args.rounds):
         for label, runner in runners.items():
+            started = time.process_time()
             times[label] += runner.timed(args.steps)
-
+            cpu[label] += time.process_time() - started
     rate = {label: args.batch_size / statistics.median(t) for label, t in times.items()}
+    images = args.rounds * args.steps * args.batch_size
     print()
-    print("| variant | G params | D params | GFLOP/step | images/s | median step s | vs dcgan |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| variant | G params | D params | GFLOP/step | images/s | median step s | vs dcgan "
+        "| CPU ms/image | GFLOP/s | fast vs plain |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, runner in runners.items():
         median = statistics.median(times[label])
+        plain = label.removesuffix(" fast")
+        speedup = f"{rate[label] / rate[plain]:.2f}x" if label != plain else ""
         print(
             f"| {label} | {count(runner.gan.generator):,} | {count(runner.gan.discriminator):,} "
             f"| {flops[label] / 1e9:.2f} | {rate[label]:.1f} | {median:.3f} "
-            f"| {rate[label] / rate['dcgan']:.2f} |"
+            f"| {rate[label] / rate['dcgan']:.2f} | {1000 * cpu[label] / images:.2f} "
+            f"| {flops[label] / 1e9 / median:.0f} | {speedup} |"
         )
 
 

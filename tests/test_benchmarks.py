@@ -64,6 +64,27 @@ def test_variants_speed_benchmark_prints_every_variant():
     assert flops["dcgan_sn"] == pytest.approx(flops["dcgan"], rel=0.01)
 
 
+def test_variants_speed_compares_plain_and_fast_side_by_side():
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "variants_speed.py")]
+    command += ["--steps", "1", "--rounds", "1", "--warmup", "0", "--batch-size", "4"]
+    command += ["--resnet-widths", "8", "--no-augment", "--compare-fast"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ") and "variant" not in line
+    }
+    names = ("dcgan", "dcgan_sn", "resnet_w8")
+    assert set(rows) == {f"{name}{path}" for name in names for path in ("", " fast")}
+    for name in names:
+        plain, fast = rows[name], rows[f"{name} fast"]
+        assert plain[-1] == "" and fast[-1].endswith("x")  # the speed-up, on the fast row
+        ratio = float(fast[3]) / float(plain[3])  # images/s
+        assert float(fast[-1][:-1]) == pytest.approx(ratio, rel=0.02, abs=0.01)
+        assert float(plain[-3]) > 0 and float(plain[-2]) > 0  # CPU ms/image, GFLOP/s
+
+
 def test_compile_cost_benchmark_times_a_first_step_and_finds_the_break_even():
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     try:
