@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
-__all__ = ["check_batch_shape", "check_choice", "check_int", "check_positive_float"]
+__all__ = [
+    "check_batch_shape",
+    "check_choice",
+    "check_int",
+    "check_mode",
+    "check_positive_float",
+]
 
 
 def check_int(name: str, value: Any, minimum: int | None = None) -> int:
@@ -49,6 +55,17 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}")
     return str(value)
+
+
+def check_mode(mode: Any) -> Literal["min", "max"]:
+    """Return ``mode`` if it says which way a monitored score improves.
+
+    Raises:
+        ValueError: If it is not ``"min"`` or ``"max"``.
+    """
+    if mode not in ("min", "max"):
+        raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+    return cast(Literal["min", "max"], mode)
 
 
 def check_batch_shape(value: Any, trailing: tuple[int, ...], described: str) -> Any:

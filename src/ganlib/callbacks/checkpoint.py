@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from typing_extensions import override
 
 from .._logging import logger
-from .._validation import check_int
+from .._validation import check_int, check_mode
 from ..checkpoint import CheckpointError, atomic_link
 from .base import Callback
 from .guard import NonFiniteLossError
@@ -74,8 +74,7 @@ class ModelCheckpoint(Callback):
         mode: Literal["min", "max"] = "min",
     ) -> None:
         self.dirpath = Path(dirpath)
-        if mode not in ("min", "max"):
-            raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+        check_mode(mode)
         if monitor is not None and not isinstance(monitor, str):
             raise TypeError(f"`monitor` must be a metric name, got {monitor!r}")
         self.monitor, self.mode = monitor, mode

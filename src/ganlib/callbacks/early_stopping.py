@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from typing_extensions import override
 
 from .._logging import logger
-from .._validation import check_int
+from .._validation import check_int, check_mode, check_positive_float
 from .base import Callback
 
 if TYPE_CHECKING:
@@ -72,13 +72,8 @@ class EarlyStopping(Callback):
             raise TypeError(f"`monitor` must be a metric name, got {monitor!r}")
         self.monitor = monitor
         self.patience = check_int("patience", patience, 1)
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
-            raise TypeError(f"`min_delta` must be a number, got {min_delta!r}")
-        if not 0.0 <= min_delta < math.inf:
-            raise ValueError(f"`min_delta` must be finite and >= 0, got {min_delta}")
-        self.min_delta = float(min_delta)
-        if mode not in ("min", "max"):
-            raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+        self.min_delta = check_positive_float("min_delta", min_delta, allow_zero=True)
+        check_mode(mode)
         self.mode: Mode = mode
         self.best: float | None = None
         self.best_step: int | None = None

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from .._logging import logger
-from .._validation import check_int
+from .._validation import check_int, check_mode, check_positive_float
 from ..metrics.cache import cached_feature_stats
 from ..metrics.distances import FeatureStats, frechet_distance
 from ..metrics.features import embed
@@ -199,13 +199,8 @@ class Evaluation(Callback):
         self.every_n_steps = check_int("every_n_steps", every_n_steps, 1)
         self.num_samples = check_int("num_samples", num_samples, 2)
         self.batch_size = check_int("batch_size", batch_size, 1)
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
-            raise TypeError(f"`min_delta` must be a number, got {min_delta!r}")
-        if not 0.0 <= min_delta < math.inf:
-            raise ValueError(f"`min_delta` must be finite and >= 0, got {min_delta}")
-        self.min_delta = float(min_delta)
-        if mode not in ("min", "max"):
-            raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+        self.min_delta = check_positive_float("min_delta", min_delta, allow_zero=True)
+        check_mode(mode)
         names = ["fd", "diversity"]
         names += ["classes_covered", "kl_to_uniform"] if head is not None else []
         if monitor not in names:
