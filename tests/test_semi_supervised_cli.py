@@ -182,13 +182,20 @@ def test_a_tiny_mnist_run_records_its_labels_tracks_the_error_and_classifies(sma
     assert len(out.read_text().splitlines()) == 2
 
 
-def test_a_run_resumed_through_the_command_is_bitwise_an_uninterrupted_one(small_mnist, tmp_path):
+def test_a_run_resumed_through_the_command_is_bitwise_an_uninterrupted_one(
+    small_mnist, tmp_path, capsys
+):
     from ganlib.checkpoint import load_checkpoint
 
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(train_args(small_mnist, straight, "--epochs", "2")) == 0
     assert main(train_args(small_mnist, split, "--epochs", "1")) == 0
+    capsys.readouterr()
     assert main(["train", "--resume", str(split), "--epochs", "2"]) == 0
+    # The last line says what this process trained, and offers the run's product.
+    done = capsys.readouterr().out.strip().splitlines()[-1]
+    assert done.startswith("done: step 6 (3 from step 3) in "), done
+    assert done.endswith(f"; classify with: ganlib classify {split} IMAGES..."), done
     a = load_checkpoint(straight / "checkpoints" / "last.ckpt")
     b = load_checkpoint(split / "checkpoints" / "last.ckpt")
     assert a["state"]["step"] == b["state"]["step"] == 6

@@ -26,7 +26,7 @@ from ..runs import (
     train,
 )
 from ..signals import TrainingInterrupted
-from ..tasks import TranslationTask
+from ..tasks import SemiSupervisedTask, TranslationTask
 from .args import int_at_least
 
 __all__ = ["add_parser", "add_setting_flags", "given_settings", "settings_from", "train_command"]
@@ -158,9 +158,16 @@ def done_line(result: RunResult) -> str:
     ema = " --ema" if result.trainer.callback(EMA) is not None else ""
     run = shlex.quote(str(result.folder.path))
     took = f"{state.step} steps in {result.seconds:.1f}s"
+    if result.first_step:  # a resumed run: this process trained the rest
+        trained = state.step - result.first_step
+        took = (
+            f"step {state.step} ({trained} from step {result.first_step}) in {result.seconds:.1f}s"
+        )
     if isinstance(result.trainer.task, TranslationTask):
         translate = f"ganlib translate {run} IMAGES... --out DIR{ema}"
         return f"done: {took}; {shown}; translate with: {translate}"
+    if isinstance(result.trainer.task, SemiSupervisedTask):  # its product: the classifier
+        return f"done: {took}; {shown}; classify with: ganlib classify {run} IMAGES..."
     sample = f"ganlib sample {run}{ema}"
     return f"done: {took}; {shown}{best}; sample it with: {sample}"
 

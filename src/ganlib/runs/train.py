@@ -82,6 +82,7 @@ class RunResult:
         seconds: Wall time of ``fit``.
         folder: The run folder.
         data: The data it trained on.
+        first_step: The step it started from (0, or where a resumed run went on).
     """
 
     trainer: Trainer
@@ -89,6 +90,7 @@ class RunResult:
     seconds: float
     folder: RunFolder
     data: RunData
+    first_step: int = 0
 
 
 class RunConfig(FileWriter):
@@ -98,6 +100,7 @@ class RunConfig(FileWriter):
 
     def __init__(self, settings: RunSettings, fingerprint: dict[str, Any], path: Path) -> None:
         self.settings, self.fingerprint, self.path = settings, fingerprint, path
+        self.first_step = 0  # where training started (a resumed run's checkpoint step)
 
     @property
     @override
@@ -106,6 +109,7 @@ class RunConfig(FileWriter):
 
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
+        self.first_step = trainer.state.step
         write_config(self.settings, self.fingerprint, self.path)
 
 
@@ -363,4 +367,6 @@ def train(
         if isinstance(evaluation, Evaluation) and evaluation.best is not None:
             summary["best"] = {"fd": evaluation.best, "step": evaluation.best_step}
         save_json(folder.summary, summary)
-    return RunResult(trainer, state, seconds, folder, data)
+    config = trainer.callback(RunConfig)
+    first_step = config.first_step if isinstance(config, RunConfig) else 0
+    return RunResult(trainer, state, seconds, folder, data, first_step)
