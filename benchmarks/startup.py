@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_name  # (benchmarks/, beside this script)
+
 HELP = ["-m", "ganlib", "--help"]
 
 
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     version = sys.version.split()[0]
-    print(f"\n{args.repeats} rounds on {_cpu_name()}; wall seconds from launch; python {version}")
+    print(f"\n{args.repeats} rounds on {cpu_name()}; wall seconds from launch; python {version}")
     for tree, src in trees.items():
         torch_median = statistics.median(times[(tree, "import torch")])
         print(f"\n{tree} tree: {src}\n")
@@ -190,16 +192,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {median / torch_median:.2f}x | {after} |"
             )
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "this CPU"
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from typing_extensions import override
 
+from _machine import cpu_name  # (benchmarks/, beside this script)
 from ganlib import Callback, Trainer
 from ganlib.callbacks import (
     EMA,
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         run_seconds = without * STEPS
 
         events = periodic_costs(trainer, settings, args.events, work)
-        print(f"\n## Watching cost of a default `ganlib train mnist` run ({_cpu_name()})\n")
+        print(f"\n## Watching cost of a default `ganlib train mnist` run ({cpu_name()})\n")
         print(f"{trainer.runtime.describe()}\n")
         print(
             f"Step time, median of {len(step_times['without'])} steps each, alternating: "
@@ -395,16 +396,6 @@ def features_table(data_dir: str, checkpoint: Path | None) -> None:
         for v in variants
     ]
     print("| time to embed 10,000 | " + " | ".join(cells) + " |")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "this CPU"
 
 
 if __name__ == "__main__":

@@ -229,7 +229,21 @@ class WGANGPLoss(Loss):
         return self.penalty_weight * ((norms - 1.0) ** 2).mean()
 
 
-class R1Penalty(Loss):
+class _Wrapping(Loss):
+    """A loss around another (``self.loss``), whose two losses it passes on as they are."""
+
+    loss: Any
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return self.loss.discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        if self.reads_real_logits:
+            return self.loss.generator_loss(fake_logits, real_logits=real_logits)
+        return self.loss.generator_loss(fake_logits)
+
+
+class R1Penalty(_Wrapping):
     """Wraps a loss and adds the R1 penalty (Mescheder et al. 2018): gamma/2 * E||grad D(real)||^2.
 
     With ``every=k`` the penalty is lazy (Karras et al. 2020, StyleGAN2): it is
@@ -261,14 +275,6 @@ class R1Penalty(Loss):
         self.reports_r1 = bool(report)
         self.name = f"{getattr(self.loss, 'name', type(self.loss).__name__)}+r1"
         self.reads_real_logits = self.loss.reads_real_logits
-
-    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return self.loss.discriminator_loss(real_logits, fake_logits)
-
-    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
-        if self.reads_real_logits:
-            return self.loss.generator_loss(fake_logits, real_logits=real_logits)
-        return self.loss.generator_loss(fake_logits)
 
     def score(self, logits: Tensor) -> Tensor:
         return self.loss.score(logits)
@@ -403,7 +409,7 @@ def _takes(method: Callable[..., Any] | None, parameter: str) -> bool:
         return False
 
 
-class _DuckTypedLoss(Loss):
+class _DuckTypedLoss(_Wrapping):
     """A loss written before [`Loss`][ganlib.losses.Loss], seen through it (deprecated).
 
     Its capabilities are inferred once, as ganlib did before ``Loss`` declared them: a
@@ -444,14 +450,6 @@ class _DuckTypedLoss(Loss):
             f"ganlib.losses.Loss, `class {name}(Loss)`{how} (see 'Your own loss' in "
             "docs/training.md)"
         )
-
-    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return self.loss.discriminator_loss(real_logits, fake_logits)
-
-    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
-        if self.reads_real_logits:
-            return self.loss.generator_loss(fake_logits, real_logits=real_logits)
-        return self.loss.generator_loss(fake_logits)
 
     def score(self, logits: Tensor) -> Tensor:
         return logits if self._score is None else self._score(logits)
