@@ -166,3 +166,15 @@ def test_compare_runs_plots_each_runs_logged_points_and_refuses_mistakes(tmp_pat
     assert missing.returncode == 2 and "has no column 'kid'" in missing.stderr
     labels = compare(str(tmp_path / "a"), "--labels", "A,B", "--out", str(tmp_path / "l.png"))
     assert labels.returncode == 2 and "--labels has 2 names for 1 runs" in labels.stderr
+
+
+def test_gloo_teardown_probe_counts_threads_in_every_case():
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "gloo_teardown.py")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    assert sorted(rows) == ["collective", "ddp", "ddp-deleted", "trainer"]
+    counts = {case: [int(n) for n in row] for case, row in rows.items()}
+    # A group without DDP is taken down: its threads go with it.
+    before, during, after = counts["collective"]
+    assert during > before and after == before
