@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from ganlib import DCGAN, Trainer
+from ganlib.ada import AdaptiveAugment
 from ganlib.callbacks import EMA, Callback, MetricsLogger, ModelCheckpoint, SampleGrid
 
 
@@ -32,6 +33,11 @@ class Slow(Callback):
         print(f"step {trainer.state.step}", flush=True)
 
 
+def fast_ada() -> AdaptiveAugment:
+    """ADA whose p starts mid-way and moves fast (0.32 every 2 steps): a resume must carry it."""
+    return AdaptiveAugment(interval=2, kimg=0.05, p=0.4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
@@ -39,7 +45,7 @@ def main() -> None:
     parser.add_argument("--resume", default=None)
     parser.add_argument("--slow", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--augment", default=None, help="a DiffAugment policy")
+    parser.add_argument("--augment", default=None, help="a DiffAugment policy, or ada")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -59,7 +65,7 @@ def main() -> None:
         gan,
         max_steps=args.steps,
         seed=123,
-        augment=args.augment,
+        augment=fast_ada() if args.augment == "ada" else args.augment,
         device="cpu",
         progress=False,
         callbacks=[

@@ -20,8 +20,10 @@ Metrics of every step (`METRIC_NAMES`): ``loss_d``, ``loss_g``, ``d_real``,
 ``d_fake`` (D's mean score on real and fake before its step: a probability for
 BCE, the raw score otherwise) and ``d_fake_after`` (the same fakes after D's
 step; if D is not learning the two stay equal), then whatever the loss reports
-([`report`][ganlib.losses.ReportsMetrics.report]). They reach the host in one device
-sync.
+([`report`][ganlib.losses.ReportsMetrics.report]), then with ``real_sign``
+``d_real_sign``: E[sign(D(real))] of the last D update's (augmented) real batch, the
+overfitting signal adaptive augmentation tunes its probability from
+([`ganlib.ada`][ganlib.ada]). They reach the host in one device sync.
 
 Everything the step uses is passed in, so it runs and is tested without a Trainer.
 """
@@ -115,6 +117,7 @@ class AdversarialStep:
         before_optimizer_step: Called as ``(network, optimizer)`` after each backward
             (gradients unscaled) and before the optimizer steps.
         reduce: Applied to the stacked metrics before they are read (DDP averages them).
+        real_sign: Also report ``d_real_sign`` (see the module docstring).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class AdversarialStep:
         networks: StepNetworks | None = None,
         before_optimizer_step: Callable[[str, Optimizer], None] = no_hook,
         reduce: Callable[[Tensor], Tensor] = lambda values: values,
+        real_sign: bool = False,
     ) -> None:
         self.gan = gan
         self.g_optimizer = g_optimizer
@@ -143,6 +147,7 @@ class AdversarialStep:
         self.networks = networks or StepNetworks.build(gan, runtime)
         self._resolved, self._built = runtime, self.networks
         self.reduce = reduce
+        self.real_sign = bool(real_sign)
         self.updates = Updater(runtime.grad_scaler(), before_optimizer_step)
         self.scaler = self.updates.scaler
         self.steps_done = 0  # this object's count, for calls that give no ``step``
@@ -232,6 +237,8 @@ class AdversarialStep:
         self, loss_d: Tensor, loss_g: Tensor, real: Tensor, fake: Tensor, after: Tensor
     ) -> dict[str, float]:
         reported = self.loss.pop_reported()
+        if self.real_sign:  # (after the loss's own: the columns of a run without it stay put)
+            reported["d_real_sign"] = real.detach().float().sign().mean()
         values = [
             loss_d.detach().float(),
             loss_g.detach().float(),

@@ -87,7 +87,9 @@ class Trainer:
         d_optimizer: The same for D.
         d_steps: D updates per G update, >= 1.
         augment: DiffAugment on all D sees ([`augment`][ganlib.augment]): a policy like
-            ``"translation,cutout,color"``, a callable ``(images, rng) -> images``, or ``None``.
+            ``"translation,cutout,color"``, a callable ``(images, rng) -> images``, or ``None``;
+            ``"ada"`` or an [`AdaptiveAugment`][ganlib.ada.AdaptiveAugment]: adaptive
+            augmentation ([`ganlib.ada`][ganlib.ada]).
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ...
         precision: ``"32"``, ``"bf16"`` (autocast) or ``"16"`` (autocast and a grad
             scaler); ``None``: ``"bf16"`` with ``fast`` where the hardware computes

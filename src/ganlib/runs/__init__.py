@@ -8,8 +8,10 @@ definition: ``ganlib train``'s flags, ``config.toml``'s keys, presets and checks
 """
 
 from . import semi_supervised  # noqa: F401  (registers --task semi-supervised)
+from .budget import MIN_KIMG, Budget, training_budget
 from .build import (
     RunTask,
+    budget_for,
     build_adversarial,
     build_trainer,
     callbacks_for,
@@ -28,13 +30,16 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_WIDTHS",
     "FIXED_ON_RESUME",
+    "MIN_KIMG",
     "SMALL_IMAGE",
+    "Budget",
     "Rule",
     "RunConfig",
     "RunFolder",
     "RunResult",
     "RunSettings",
     "RunTask",
+    "budget_for",
     "build_adversarial",
     "build_trainer",
     "callbacks_for",
@@ -51,5 +56,6 @@ __all__ = [
     "run_tasks",
     "save_json",
     "train",
+    "training_budget",
     "write_config",
 ]

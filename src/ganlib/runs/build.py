@@ -32,11 +32,13 @@ from ..losses import get_loss
 from ..runtime import fast_by_default
 from ..tasks import AdversarialTask, Task
 from ..trainer import Trainer
+from .budget import MIN_KIMG, Budget, training_budget
 from .folder import RunFolder, resume_command
 from .settings import RunSettings
 
 __all__ = [
     "RunTask",
+    "budget_for",
     "build_adversarial",
     "build_trainer",
     "callbacks_for",
@@ -104,12 +106,15 @@ class RunTask:
             which way is better (``("error_avg", "min")``); ``None``: the FD evaluation's.
         load_data: ``settings -> RunData``, for a task that reads its data its own way
             (image pairs); ``None``: ``settings.data`` as a folder or a named data set.
+        min_kimg: The least its default budget shows, in thousands of images
+            ([`training_budget`][ganlib.runs.budget.training_budget]); ``None``: 10 epochs.
     """
 
     build: Callable[[RunSettings, RunData], Task]
     callbacks: Callable[[RunSettings, Task], list[Callback]] = lambda settings, task: []
     monitor: tuple[str, Literal["min", "max"]] | None = None
     load_data: Callable[[RunSettings], RunData] | None = None
+    min_kimg: float | None = None
 
 
 _RUN_TASKS: dict[str, RunTask] = {}
@@ -172,7 +177,7 @@ def build_adversarial(settings: RunSettings, data: RunData) -> Task:
             r1_gamma=settings.r1_gamma,
             r1_every=settings.r1_every,
         ),
-        augment=settings.augment,
+        augment=None if settings.augment == "none" else settings.augment,
         # Adam's settings, not Adam: the Trainer picks the kernel (fused on the fast path)
         g_optimizer={"lr": settings.lr_g, "betas": (settings.beta1, settings.beta2)},
         d_optimizer={"lr": settings.lr_d, "betas": (settings.beta1, settings.beta2)},
@@ -180,7 +185,14 @@ def build_adversarial(settings: RunSettings, data: RunData) -> Task:
     )
 
 
-register_run_task("adversarial", RunTask(build_adversarial))
+register_run_task("adversarial", RunTask(build_adversarial, min_kimg=MIN_KIMG))
+
+
+def budget_for(settings: RunSettings, data: RunData) -> Budget:
+    """The run's limits ([`training_budget`][ganlib.runs.budget.training_budget]) on its data,
+    with its task's floor."""
+    floor = _RUN_TASKS[settings.task].min_kimg if settings.task in _RUN_TASKS else None
+    return training_budget(settings, max(len(data.images), 1), floor)
 
 
 def resolved_fast(settings: RunSettings) -> bool:
@@ -223,13 +235,14 @@ def build_trainer(
         data = RunData(torch.empty(0), None, settings.image_size, settings.channels, num_classes)
     run_task = _RUN_TASKS[settings.task]
     task = run_task.build(settings, data)
+    budget = budget_for(settings, data)
     return Trainer(
         task,
         device=settings.device,
         precision=settings.precision,  # type: ignore[arg-type]
         fast=resolved_fast(settings),
-        max_epochs=settings.epochs,
-        max_steps=settings.max_steps,
+        max_epochs=budget.max_epochs,
+        max_steps=budget.max_steps,
         seed=settings.seed,
         callbacks=[
             *callbacks_for(settings, run_task.monitor),

@@ -28,12 +28,22 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a TOML basic string (JSON's escapes are TOML's)
 
 
-def write_config(settings: RunSettings, fingerprint: dict[str, Any], path: Path) -> None:
-    """Write the fully resolved settings, versions and data fingerprint as TOML (atomic)."""
+def write_config(
+    settings: RunSettings,
+    fingerprint: dict[str, Any],
+    path: Path,
+    chosen: dict[str, str] | None = None,
+) -> None:
+    """Write the fully resolved settings, versions and data fingerprint as TOML (atomic);
+    ``chosen``: what the run chose for itself and why (the ``[chosen]`` table, for
+    people: ``--config`` and ``--resume`` read ``[run]`` only)."""
     lines = ["# Written by ganlib train; `ganlib train --config` reads it back.", "[run]"]
     for name, value in settings.as_dict().items():
         if value is not None:  # (TOML has no null: a missing key means None)
             lines.append(f"{name} = {_toml_value(value)}")
+    if chosen:
+        lines += ["", "[chosen]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in chosen.items()]
     lines += ["", "[data_fingerprint]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in fingerprint.items()]
     lines += ["", "[versions]", f"ganlib = {_toml_value(__version__)}"]

@@ -28,6 +28,10 @@ __all__ = ["DEFAULT_WIDTHS", "SMALL_IMAGE", "Rule", "RunSettings", "flag_name"]
 # architecture's entry here (a user's architecture: its builder's default).
 SMALL_IMAGE = 32
 DEFAULT_WIDTHS = {"dcgan": 64, "resnet": 32}
+# A GAN pair on fewer images than this trains with adaptive augmentation (``augment =
+# "ada"``) unless ``augment`` is given. Provisional: ADA leaves ``p`` at 0 where D does not
+# overfit, so the bound mostly saves its bookkeeping on large data (issue 30 measures it).
+ADA_BELOW_IMAGES = 20_000
 
 # Most images one grid, one evaluation or one final scoring draws (memory and time bounds).
 MAX_SAMPLES = 100_000
@@ -129,16 +133,21 @@ class RunSettings:
         loss: ``bce``, ``hinge``, ``wgan-gp`` or ``lsgan``.
         r1_gamma: Weight of an R1 penalty, or ``None``.
         r1_every: Compute R1 every this many D updates, scaled to match (lazy R1).
-        augment: A DiffAugment policy on all D sees (``translation,cutout,color``), or
-            ``None``.
+        augment: What D sees augmented: a DiffAugment policy (``translation,cutout,color``),
+            ``ada`` (adaptive augmentation: its probability tuned from D's overfitting,
+            logged as aug_p), ``none``, or ``None``: ``ada`` for a GAN pair on fewer than
+            20,000 images, none otherwise.
         lr_g: Generator learning rate.
         lr_d: Discriminator learning rate.
         beta1: Adam's first beta.
         beta2: Adam's second beta.
         batch_size: Images per step.
-        epochs: Epochs to train; ``None``: 10 unless ``max_steps`` is given. With both, the
-            first reached ends the run.
-        max_steps: Steps to train, or ``None``: by ``epochs``. Given alone, it alone decides.
+        kimg: Thousands of images to show (``ceil(kimg * 1000 / batch_size)`` steps). With
+            ``max_steps`` or ``epochs`` too, the first limit reached ends the run; with none
+            of the three, a GAN pair trains 10 epochs or 200 kimg, whichever is more
+            (``ganlib.runs.budget``), other tasks 10 epochs.
+        epochs: Epochs to train, or ``None`` (see ``kimg``).
+        max_steps: Steps to train, or ``None`` (see ``kimg``). Given alone, it alone decides.
         d_steps: D updates per G update.
         shuffle: Reshuffle the data every epoch.
         ema: Keep an EMA of G (grids and ``ganlib sample --ema`` use it).
@@ -200,6 +209,7 @@ class RunSettings:
     beta1: float = _setting(0.5, FRACTION)
     beta2: float = _setting(0.999, FRACTION)
     batch_size: int = _setting(50, Rule(low=1, high=1_000_000))
+    kimg: float | None = _setting(None, RATE)
     epochs: int | None = _setting(None, POSITIVE)
     max_steps: int | None = _setting(None, POSITIVE)
     d_steps: int = _setting(1, Rule(low=1, high=1000))
@@ -299,21 +309,52 @@ class RunSettings:
             )
         return self
 
-    def choose_network(self) -> None:
+    def choose_network(self) -> str:
         """Fill in ``arch`` and ``width`` where they are ``None``, for the data's
         ``image_size`` and ``channels`` (in place; given values are kept).
+
+        Returns:
+            The choice and its reason, in a few words (``config.toml``'s ``[chosen]``).
 
         Raises:
             ValueError: If ``image_size`` or ``channels`` is still unresolved.
         """
         if self.image_size is None or self.channels is None:
             raise ValueError("choose_network needs image_size and channels (the data's)")
+        reason = "as given"
         if self.arch is None:
             small_gray = self.channels == 1 and self.image_size <= SMALL_IMAGE
             plain = not (self.spectral_norm or self.conditional)
             self.arch = "resnet" if small_gray and plain else "dcgan"
+            reason = (
+                f"grayscale images of at most {SMALL_IMAGE} pixels, where ResNetGAN measured "
+                "best (docs/results.md)"
+                if self.arch == "resnet"
+                else "DCGAN for colour, larger, conditional or spectral-norm runs"
+            )
         if self.width is None:
             self.width = DEFAULT_WIDTHS.get(self.arch)
+        return f"{self.arch}, width {self.width}: {reason}"
+
+    def choose_augment(self, data_images: int) -> str:
+        """Fill in ``augment`` where it is ``None``: ``ada`` for data of fewer than
+        `ADA_BELOW_IMAGES` images, else none (in place; a given value is kept).
+
+        Returns:
+            The choice and its reason, in a few words (``config.toml``'s ``[chosen]``).
+        """
+        if self.augment is not None:
+            return f"{self.augment}: as given"
+        if data_images < ADA_BELOW_IMAGES:
+            self.augment = "ada"
+            return (
+                f"ada: adaptive augmentation for data of fewer than {ADA_BELOW_IMAGES:,} "
+                f"images ({data_images:,}); --augment none to turn it off"
+            )
+        return (
+            f"none: {data_images:,} images; adaptive augmentation is the default below "
+            f"{ADA_BELOW_IMAGES:,}"
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str | Mapping[str, str]) -> RunSettings:

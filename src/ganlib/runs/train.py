@@ -35,7 +35,7 @@ from ..distributed import is_elastic_restart
 from ..runfolder import hold_locks, output_folders, refuse_clobbering
 from ..sampling import check_grid_pixels
 from ..trainer import Trainer, TrainerState
-from .build import build_trainer, resolved_fast, run_task
+from .build import budget_for, build_trainer, resolved_fast, run_task
 from .config import read_config, save_json, write_config
 from .folder import ReplacedRun, RunFolder, resume_command
 from .settings import RunSettings, flag_name
@@ -98,8 +98,15 @@ class RunConfig(FileWriter):
     folder locked and any checkpoint loaded. A fresh run refuses a folder whose
     ``config.toml`` belongs to an earlier run (unless ``overwrite``)."""
 
-    def __init__(self, settings: RunSettings, fingerprint: dict[str, Any], path: Path) -> None:
+    def __init__(
+        self,
+        settings: RunSettings,
+        fingerprint: dict[str, Any],
+        path: Path,
+        chosen: dict[str, str] | None = None,
+    ) -> None:
         self.settings, self.fingerprint, self.path = settings, fingerprint, path
+        self.chosen = chosen or {}
         self.first_step = 0  # where training started (a resumed run's checkpoint step)
 
     @property
@@ -110,7 +117,7 @@ class RunConfig(FileWriter):
     @override
     def on_fit_start(self, trainer: Trainer) -> None:
         self.first_step = trainer.state.step
-        write_config(self.settings, self.fingerprint, self.path)
+        write_config(self.settings, self.fingerprint, self.path, self.chosen)
 
 
 def load_data(settings: RunSettings) -> RunData:
@@ -298,12 +305,19 @@ def train(
     if resume:
         _check_resume(settings, folder, data)
     replaced = ReplacedRun(folder)
+    chosen = {}
+    if settings.task == "adversarial":  # (what a GAN pair leaves to the data)
+        chosen["network"] = settings.choose_network()
+        if not resume:  # (a resumed run keeps what its config.toml says)
+            chosen["augment"] = settings.choose_augment(len(data.images))
+    budget = budget_for(settings, data).describe(max(len(data.images), 1))
+    chosen["budget"] = budget.removeprefix("budget: ")
     trainer = build_trainer(
         settings,
         data=data,
         overwrite=overwrite,
         extra_callbacks=[
-            RunConfig(settings, data.fingerprint, folder.config),
+            RunConfig(settings, data.fingerprint, folder.config, chosen),
             *callbacks,
             replaced,  # (after the run's ModelCheckpoint)
         ],
@@ -320,7 +334,8 @@ def train(
         images = data.fingerprint.get("images")
         print(
             f"training {settings.arch or settings.task} on {images} images ({data.channels}x"
-            f"{data.image_size}x{data.image_size}) from {settings.data} -> {folder.path}",
+            f"{data.image_size}x{data.image_size}) from {settings.data} -> {folder.path}\n"
+            + budget,
             flush=True,
         )
     training_data: Any = data.for_fit(settings.conditional)

@@ -24,10 +24,8 @@ from ..callbacks import EMA, Callback
 from ..data import load_aligned_pairs, load_paired_folders, load_unpaired_folders
 from ..data.common import DataNotFoundError
 from ..data.sources import RunData
-from ..runtime import steps_left
 from ..tasks import CycleGANTask, LinearDecay, Pix2PixTask, Task
-from ..trainer import DEFAULT_MAX_EPOCHS, TrainerState
-from .build import RunTask, register_run_task
+from .build import RunTask, budget_for, register_run_task
 from .settings import RunSettings
 
 __all__ = [
@@ -103,9 +101,7 @@ def patch_layers(image_size: int) -> int:
 def _common(settings: RunSettings, data: RunData) -> dict[str, Any]:
     """What both tasks take from the run's settings: widths, Adam, the schedule."""
     width = settings.width or DEFAULT_WIDTH
-    batches = -(-len(data.images) // settings.batch_size)
-    epochs = settings.epochs or (None if settings.max_steps else DEFAULT_MAX_EPOCHS)
-    steps = steps_left(TrainerState(), settings.max_steps, epochs, batches)
+    steps = budget_for(settings, data).steps
     betas = (settings.beta1, settings.beta2)
     torch.manual_seed(settings.seed)  # the networks' initialisation
     return dict(

@@ -4,7 +4,9 @@
 What ``Trainer(gan, loss=..., ...)`` builds; ``Trainer(AdversarialTask(gan, ...))`` is the
 same run. Its checkpoint entries keep the layout every earlier release wrote (``arch``,
 ``gan_config``, ``generator``, ``discriminator``, ``g_optimizer``, ``d_optimizer``,
-``scaler``), so ``load_gan``, ``ganlib sample`` and earlier checkpoints work unchanged.
+``scaler``), so ``load_gan``, ``ganlib sample`` and earlier checkpoints work unchanged; a run
+with adaptive augmentation adds one entry, ``ada`` (its probability and the signal gathered
+since its last adjustment).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from .. import optim
+from .._logging import logger
 from .._validation import check_int
+from ..ada import AdaptiveAugment
 from ..augment import Augment
 from ..checkpoint import misfit
 from ..data.checks import check_data
@@ -54,6 +58,9 @@ class AdversarialTask(Task):
         d_steps: D updates per G update, >= 1.
         augment: DiffAugment on all D sees ([`augment`][ganlib.augment]): a policy like
             ``"translation,cutout,color"``, a callable ``(images, rng) -> images``, or ``None``.
+            ``"ada"`` or an [`AdaptiveAugment`][ganlib.ada.AdaptiveAugment] (ADA; ``"ada"``:
+            its defaults) is tuned after every step from the step's ``d_real_sign``; its
+            probability is logged as ``aug_p`` and kept in checkpoints.
 
     Raises:
         TypeError, ValueError: For bad arguments, naming the argument.
@@ -75,7 +82,10 @@ class AdversarialTask(Task):
         self.gan: GAN = as_gan(gan)
         self.loss: Loss = as_loss(loss)
         self.d_steps = check_int("d_steps", d_steps, 1)
+        if augment == "ada":
+            augment = AdaptiveAugment()
         self.augment = augment
+        self.ada = augment if isinstance(augment, AdaptiveAugment) else None
         self._optimizer_args = {"g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
         self.networks = {"generator": self.gan.generator, "discriminator": self.gan.discriminator}
 
@@ -105,6 +115,7 @@ class AdversarialTask(Task):
             networks=StepNetworks.build(self.gan, context.runtime, context.wrap),
             before_optimizer_step=context.before_optimizer_step,
             reduce=context.reduce,
+            real_sign=self.ada is not None,
         )
         self.updates = self.step.updates  # (one grad scaler: the step's)
 
@@ -121,14 +132,21 @@ class AdversarialTask(Task):
 
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         images, labels = batch
-        return self.step(images, labels if self.num_classes is not None else None, step=step)
+        metrics = self.step(images, labels if self.num_classes is not None else None, step=step)
+        if self.ada is not None:  # tuned from this step's signal; logged as it stands after
+            self.ada.update(metrics["d_real_sign"], images.shape[0])
+            metrics["aug_p"] = self.ada.p
+        return metrics
 
     def describe(self) -> str:
         kind = type(self.gan).__name__ if self.gan.arch else "GAN pair"
         return f"{kind}, loss {type(self.loss).__name__}, {self.d_steps} D step(s) per G step"
 
     def metric_groups(self) -> dict[str, tuple[str, ...]]:
-        return {"losses": METRIC_NAMES[:2], "D's mean score": METRIC_NAMES[2:]}
+        groups = {"losses": METRIC_NAMES[:2], "D's mean score": METRIC_NAMES[2:]}
+        if self.ada is not None:
+            groups["adaptive augmentation"] = ("aug_p", "d_real_sign")
+        return groups
 
     # ------------------------------------------------------------ samples
 
@@ -170,7 +188,7 @@ class AdversarialTask(Task):
         return {"arch": self.gan.arch or None, "gan_config": self.gan.config}
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "arch": self.gan.arch or None,
             "gan_config": self.gan.config,
             "generator": self.gan.generator.state_dict(),
@@ -179,6 +197,9 @@ class AdversarialTask(Task):
             "d_optimizer": self.d_optimizer.state_dict(),
             "scaler": self.updates.scaler.state_dict(),
         }
+        if self.ada is not None:  # (only then: other runs' checkpoints keep every release's keys)
+            state["ada"] = self.ada.state_dict()
+        return state
 
     def state_problem(self, payload: Mapping[str, Any]) -> str | None:
         task = payload.get("task")
@@ -194,6 +215,9 @@ class AdversarialTask(Task):
             entry = payload.get(name)
             if not isinstance(entry, dict) or not isinstance(entry.get("param_groups"), list):
                 return f"`{name}` is not an optimizer state"
+        ada = payload.get("ada")
+        if ada is not None and not (isinstance(ada, dict) and isinstance(ada.get("p"), float)):
+            return "`ada` is not an adaptive augmentation's state"
         return None
 
     def load_state_dict(self, payload: Mapping[str, Any]) -> None:
@@ -209,3 +233,10 @@ class AdversarialTask(Task):
         self.d_optimizer.load_state_dict(payload["d_optimizer"])
         if payload.get("scaler"):
             self.updates.scaler.load_state_dict(payload["scaler"])
+        if self.ada is not None:
+            if "ada" in payload:
+                self.ada.load_state_dict(payload["ada"])
+            else:
+                logger.info(
+                    f"adaptive augmentation: the checkpoint holds none; p starts at {self.ada.p:g}"
+                )
