@@ -54,6 +54,7 @@ class Page:
     evaluation_note: str = ""
     frames: list[Frame] = field(default_factory=list)
     real: Frame | None = None
+    checks: list[Frame] = field(default_factory=list)
     refresh_seconds: int | None = None
 
 
@@ -274,6 +275,17 @@ def render(page: Page) -> str:
             "<h2>Latest evaluation scores</h2>"
             + _table(page.evaluation, "evaluation")
             + f'<p class="note">{escape(page.evaluation_note)}</p>'
+        )
+    if page.checks:
+        sections.append(
+            '<h2>Memorisation check</h2><div class="samples" id="checks">'
+            + "".join(
+                f"<figure>{_image(f)}<figcaption>{escape(f.label)}</figcaption></figure>"
+                for f in page.checks
+            )
+            + '</div><p class="note">Distances in the evaluation\'s feature space; a ratio '
+            "near 1 means a held-out image is as close as a training one (no copying), one "
+            "near 0 a sample that sits on a training image.</p>"
         )
     if page.latest:
         sections.append("<h2>Last step</h2>" + _table(page.latest, "latest"))

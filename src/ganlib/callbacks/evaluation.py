@@ -22,6 +22,7 @@ from ..metrics.distances import FeatureStats, frechet_distance
 from ..metrics.features import embed
 from ..metrics.mnist import class_scores
 from ..metrics.mnist_classifier import load_mnist_classifier
+from ..metrics.random_features import memorisation
 from ..sampling import preserved_state, sample_images
 from ..seeding import capture_rng_state, evaluation_seed, restore_rng_state
 from .base import Callback
@@ -89,6 +90,14 @@ class Evaluation(Callback):
       the same for the reference, ``sqrt(tr Σ_samples / tr Σ_reference)`` (the mean
       squared distance over all pairs is exactly twice the covariance's trace): about 1
       for a healthy generator, far below 1 when it collapses onto a few modes.
+    - with ``train`` images: ``memorisation``, the median over the samples of the
+      distance to the nearest of those training images over the distance to the nearest
+      reference image ([`memorisation`][ganlib.metrics.random_features.memorisation]):
+      about 1 when the generator does not copy (``reference`` then being images it
+      never saw, as many as ``train``), well below 1 when its samples sit on training
+      images. The latest check's closest cases are kept as a picture
+      (``nearest_picture``: the 8 samples with the lowest ratio over their nearest
+      training and nearest reference images), which the run's report shows.
     - with a classifier ``head``: ``classes_covered`` (classes that get at least a
       quarter of a uniform share of the predictions) and ``kl_to_uniform`` (KL of the
       predicted class histogram to uniform, nats), from
@@ -121,6 +130,8 @@ class Evaluation(Callback):
             equal sample counts (fewer samples read higher).
         head: Maps the features to class logits (``MNISTClassifier.head``), for
             ``classes_covered`` and ``kl_to_uniform``.
+        train: Training images of ``reference``'s shape (pass as many), for the
+            ``memorisation`` score; needs ``reference`` as images held out of training.
         monitor: The score that decides the best evaluation: ``"fd"``, ``"diversity"``,
             or with a ``head`` ``"classes_covered"`` or ``"kl_to_uniform"``.
         mode: ``"min"`` or ``"max"``: which way ``monitor`` is better.
@@ -173,6 +184,7 @@ class Evaluation(Callback):
         prefix: str = "",
         precision: ExtractorPrecision = "auto",
         cache: bool = True,
+        train: Tensor | None = None,
     ) -> None:
         if not callable(features):
             raise TypeError(
@@ -192,6 +204,17 @@ class Evaluation(Callback):
             raise ValueError(
                 "`reference` must be at least 2 images shaped (N, C, H, W), "
                 f"got shape {tuple(reference.shape)}"
+            )
+        if train is not None and not (
+            isinstance(reference, Tensor)
+            and isinstance(train, Tensor)
+            and train.dim() == 4
+            and tuple(train.shape[1:]) == tuple(reference.shape[1:])
+        ):
+            raise ValueError(
+                "`train` must be training images shaped like `reference`'s, with "
+                f"`reference` as images, got {type(train).__name__} "
+                f"{tuple(getattr(train, 'shape', ()))} and {type(reference).__name__}"
             )
         if not isinstance(prefix, str):
             raise TypeError(f"`prefix` must be a string, got {type(prefix).__name__}")
@@ -213,8 +236,12 @@ class Evaluation(Callback):
         self.at_end, self.eval_mode = bool(at_end), bool(eval_mode)
         self.precision: ExtractorPrecision = precision
         self.cache = bool(cache)
-        self._names = names
+        self._names = names + (["memorisation"] if train is not None else [])
         self._reference = reference
+        # The memorisation check's images (uint8, for its picture) and features.
+        self._train = train
+        self._nearest: dict[str, Tensor] = {}
+        self.nearest_picture: Tensor | None = None  # (3 rows of 8 images, [0, 1])
         self.reference: FeatureStats | None = (
             reference if isinstance(reference, FeatureStats) else None
         )
@@ -305,6 +332,14 @@ class Evaluation(Callback):
             self._settings = self._choose_settings(trainer)
             if self._owned is not None and self._settings[1]:
                 self._owned.to(memory_format=torch.channels_last)
+            if self._train is not None:  # (the images' features, kept for the check)
+                self._nearest = {
+                    "held_out": self._embed(self._reference, trainer.device),
+                    "train": self._embed(self._train, trainer.device),
+                    "held_out_images": _as_bytes(self._reference),
+                    "train_images": _as_bytes(self._train),
+                }
+                self._train = None
             self.reference = self._reference_stats(self._reference, trainer.device)
             self._reference = self.reference  # (the images are no longer needed)
         elif self._settings is None:  # statistics given: computed in fp32 unless told
@@ -416,6 +451,9 @@ class Evaluation(Callback):
                     labels=labels,
                 )
                 drawn = _in_bf16(batches, trainer.device.type) if bf16 else batches
+                kept: list[Tensor] = []
+                if self._nearest:
+                    drawn = _keeping(drawn, kept)
                 features = self._embed(drawn, trainer.device)
             stats = FeatureStats.of(features)
             scores = {
@@ -431,7 +469,23 @@ class Evaluation(Callback):
                 covered = class_scores(logits)
                 scores["classes_covered"] = float(covered["classes_covered"])
                 scores["kl_to_uniform"] = float(covered["kl_to_uniform"])
+            if self._nearest:
+                scores["memorisation"] = self._check_memorisation(features, torch.cat(kept))
         return {self.prefix + name: value for name, value in scores.items()}
+
+    def _check_memorisation(self, features: Tensor, samples: Tensor) -> float:
+        """The median ratio of the samples' nearest training and reference distances; keeps
+        the picture of the 8 closest cases (samples, nearest training, nearest reference)."""
+        near = self._nearest
+        result = memorisation(features, near["train"], near["held_out"])
+        closest = result.ratio.argsort()[:8]
+        rows = (
+            samples[closest],
+            near["train_images"][result.nearest_train[closest]],
+            near["held_out_images"][result.nearest_held_out[closest]],
+        )
+        self.nearest_picture = torch.cat(rows).float() / 255
+        return result.median
 
     def _record(self, trainer: Trainer, scores: Mapping[str, float]) -> None:
         step = trainer.state.step
@@ -546,3 +600,15 @@ def _last_step(trainer: Trainer) -> bool:
         and state.epoch + 1 >= trainer.max_epochs
         and state.batch_in_epoch >= trainer.num_batches
     )
+
+
+def _as_bytes(images: Tensor) -> Tensor:
+    """Images in [-1, 1] as uint8 on the CPU (what a picture of them needs)."""
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def _keeping(batches: Iterable[Tensor], kept: list[Tensor]) -> Iterator[Tensor]:
+    """``batches`` passed on, each also kept in ``kept`` as uint8 on the CPU."""
+    for batch in batches:
+        kept.append(_as_bytes(batch))
+        yield batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -22,11 +23,22 @@ from .base import FileWriter
 from .history import MetricHistory, MetricKinds
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from ..trainer import Trainer
 
 __all__ = ["RunReport"]
 
 Scores = Callable[["Trainer"], Mapping[str, float]]
+
+
+def _png(images: Tensor, nrow: int) -> bytes:
+    """Images in [0, 1] as one PNG grid."""
+    from torchvision.utils import save_image  # (torchvision: only when used)
+
+    buffer = io.BytesIO()
+    save_image(images, buffer, nrow=nrow, pad_value=1.0, format="png")
+    return buffer.getvalue()
 
 
 def _clock(seconds: float) -> str:
@@ -222,6 +234,7 @@ class RunReport(FileWriter):
             scores_note=f"taken at step {self.scores_step}",
             frames=self._frames(trainer),
             real=self._real(trainer),
+            checks=self._checks(trainer),
             refresh_seconds=self.refresh_seconds if status == "running" else None,
         )
 
@@ -267,6 +280,23 @@ class RunReport(FileWriter):
         for path in evenly_spaced(grid_files(self._grid_folder(trainer)), self.max_frames):
             with contextlib.suppress(OSError):
                 frames.append(Frame(grid_label(path), path.read_bytes()))
+        return frames
+
+    def _checks(self, trainer: Trainer) -> list[Frame]:
+        """The memorisation checks' pictures (an Evaluation with ``train`` images)."""
+        from .evaluation import Evaluation  # (the metrics load only for runs that score)
+
+        frames = []
+        for callback in trainer.callbacks.active:
+            picture = getattr(callback, "nearest_picture", None)
+            if isinstance(callback, Evaluation) and picture is not None:
+                score = self.evaluation.get(callback.prefix + "memorisation")
+                label = (
+                    "the 8 samples closest to a training image (top), their nearest "
+                    "training images (middle) and nearest held-out images (bottom)"
+                    + (f"; median ratio {score:.3g}" if score is not None else "")
+                )
+                frames.append(Frame(label, _png(picture, nrow=8)))
         return frames
 
     def _real(self, trainer: Trainer) -> Frame | None:

@@ -4,6 +4,7 @@ and fingerprint."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ _FASHION_FILES = {
 @dataclass
 class RunData:
     """Training images in [-1, 1] (and labels), with what describes them; a translation
-    run's data also holds ``pairs``, the B image of each (A) image."""
+    run's data also holds ``pairs``, the B image of each (A) image, and a folder run's
+    ``held_out``, the images kept out of training as its evaluation's reference."""
 
     images: Tensor
     labels: Tensor | None
@@ -50,6 +52,20 @@ class RunData:
     num_classes: int | None
     fingerprint: dict[str, Any] = field(default_factory=dict)
     pairs: Tensor | None = None
+    held_out: Tensor | None = None
+
+    def holding_out(self, count: int, seed: int) -> RunData:
+        """This data with ``count`` images, chosen by ``seed``, moved out of the training
+        images into ``held_out`` (each set in the folder's order)."""
+        order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(seed))
+        held, kept = order[:count].sort().values, order[count:].sort().values
+        return dataclasses.replace(
+            self,
+            images=self.images[kept],
+            labels=None if self.labels is None else self.labels[kept],
+            pairs=None if self.pairs is None else self.pairs[kept],
+            held_out=self.images[held],
+        )
 
     def for_fit(self, conditional: bool) -> Tensor | tuple[Tensor, Tensor]:
         """What ``Trainer.fit`` takes: images, (images, labels) for a conditional run, or

@@ -1,5 +1,6 @@
 """Sample-quality metrics: Fréchet and kernel distances for any feature extractor,
-offline MNIST scores with a shipped classifier, Stacked MNIST modes, and Inception
+offline MNIST scores with a shipped classifier, random features for any folder (and the
+memorisation check), Stacked MNIST modes, and Inception
 features (the FID Inception papers use, or torchvision's); reference statistics cached
 on disk ([`ganlib.metrics.cache`][ganlib.metrics.cache]).
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .mnist import MNISTEvaluator, MNISTScores, class_scores
     from .mnist_classifier import MNISTClassifier, load_mnist_classifier
     from .quality import quality_report, run_quality_report, scoring_samples
+    from .random_features import RandomFeatures, memorisation
     from .stacked import stacked_mnist_modes
 
 __all__ = [
@@ -31,12 +33,14 @@ __all__ = [
     "MNISTClassifier",
     "MNISTEvaluator",
     "MNISTScores",
+    "RandomFeatures",
     "cached_feature_stats",
     "class_scores",
     "embed",
     "frechet_distance",
     "kernel_distance",
     "load_mnist_classifier",
+    "memorisation",
     "quality_report",
     "run_quality_report",
     "sample_images",
@@ -62,6 +66,8 @@ _HOMES = {
     "quality_report": ".quality",
     "run_quality_report": ".quality",
     "scoring_samples": ".quality",
+    "RandomFeatures": ".random_features",
+    "memorisation": ".random_features",
     "stacked_mnist_modes": ".stacked",
 }
 

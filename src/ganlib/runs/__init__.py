@@ -16,6 +16,7 @@ from .build import (
     build_trainer,
     callbacks_for,
     evaluation_for,
+    held_out_count,
     register_run_task,
     run_tasks,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "callbacks_for",
     "evaluation_for",
     "flag_name",
+    "held_out_count",
     "load_cyclegan_data",
     "load_data",
     "load_pix2pix_data",

@@ -25,10 +25,11 @@ from ..callbacks import (
     TensorBoardLogger,
 )
 from ..data.common import DataNotFoundError
-from ..data.sources import RunData, load_run_data
+from ..data.sources import NAMED_DATA, RunData, load_run_data
 from ..device import resolve_device
 from ..gan import build_gan
 from ..losses import get_loss
+from ..metrics.random_features import RandomFeatures
 from ..runtime import fast_by_default
 from ..tasks import AdversarialTask, Task
 from ..trainer import Trainer
@@ -43,13 +44,16 @@ __all__ = [
     "build_trainer",
     "callbacks_for",
     "evaluation_for",
+    "held_out_count",
     "register_run_task",
     "run_tasks",
 ]
 
 
 def callbacks_for(
-    settings: RunSettings, monitor: tuple[str, Literal["min", "max"]] | None = None
+    settings: RunSettings,
+    monitor: tuple[str, Literal["min", "max"]] | None = None,
+    data: RunData | None = None,
 ) -> list[Callback]:
     """The run folder's writers: grids, metrics, loss curve, EMA, evaluation, checkpoints.
 
@@ -57,12 +61,13 @@ def callbacks_for(
         settings: The run's settings.
         monitor: The score ``best.ckpt`` follows and which way is better (a run task's);
             ``None``: the FD of the run's evaluation, where it has one.
+        data: The run's data (a folder run's held-out images are its evaluation's reference).
     """
     out = Path(settings.out)
     grid_epochs = None if settings.grid_every else 1
     shown = {k: v for k, v in settings.as_dict().items() if v is not None}
     report_every = settings.grid_every or settings.progress_every
-    evaluation = evaluation_for(settings)
+    evaluation = evaluation_for(settings, data)
     return [
         ProgressBar(every_n_steps=settings.progress_every),
         *([EMA(settings.ema_decay, warmup=settings.ema_warmup)] if settings.ema else []),
@@ -118,6 +123,11 @@ class RunTask:
 
 
 _RUN_TASKS: dict[str, RunTask] = {}
+
+# A folder run's held-out reference: at most this many images, and only from folders of
+# at least MIN_HOLDOUT_FOLDER (fewer leave too little to train on and to compare with).
+MAX_HELD_OUT = 2000
+MIN_HOLDOUT_FOLDER = 200
 
 
 def register_run_task(name: str, run_task: RunTask) -> None:
@@ -245,7 +255,7 @@ def build_trainer(
         max_steps=budget.max_steps,
         seed=settings.seed,
         callbacks=[
-            *callbacks_for(settings, run_task.monitor),
+            *callbacks_for(settings, run_task.monitor, data),
             *run_task.callbacks(settings, task),
             *extra_callbacks,
         ],
@@ -254,18 +264,52 @@ def build_trainer(
     )
 
 
-def evaluation_for(settings: RunSettings) -> Evaluation | None:
+def held_out_count(settings: RunSettings, images: int) -> int:
+    """How many of a folder's ``images`` a GAN pair's run keeps out of training as its
+    evaluation's reference: ``holdout`` of them, at most `MAX_HELD_OUT`; none from
+    folders of fewer than `MIN_HOLDOUT_FOLDER` images, from named data sets (their test
+    split is the reference), or when the run does not evaluate."""
+    folder = settings.data not in NAMED_DATA and settings.task == "adversarial"
+    evaluates = settings.eval_every > 0 and settings.eval_features in ("auto", "random")
+    if not (folder and evaluates) or images < MIN_HOLDOUT_FOLDER:
+        return 0
+    return min(round(images * settings.holdout), MAX_HELD_OUT)
+
+
+def evaluation_for(settings: RunSettings, data: RunData | None = None) -> Evaluation | None:
     """The run's [`Evaluation`][ganlib.callbacks.Evaluation] (``eval_*`` and ``early_stop``
     settings), or ``None`` where no feature extractor is at hand: the shipped MNIST
     classifier (or one of its architecture, by its weights file) scores mnist or
     fashion-mnist against their test split (their train split where the test split is
-    missing). For a folder of images, set one up in Python (docs/metrics.md).
+    missing); a folder run with ``held_out`` images is scored against them in
+    [`RandomFeatures`][ganlib.metrics.random_features.RandomFeatures], with the
+    memorisation check against as many training images.
 
     Raises:
         ValueError: For ``eval_features`` that do not fit the data, or a missing weights file.
     """
     choice = settings.eval_features
     off = settings.eval_every == 0 or choice == "none"
+    held_out = None if data is None else data.held_out
+    if not off and choice in ("auto", "random") and held_out is not None:
+        assert data is not None
+        chosen = torch.randperm(
+            len(data.images), generator=torch.Generator().manual_seed(settings.seed + 1)
+        )[: len(held_out)]
+        return Evaluation(
+            RandomFeatures(data.channels),
+            held_out,
+            train=data.images[chosen.sort().values],
+            every_n_steps=settings.eval_every,
+            num_samples=settings.eval_samples,
+            patience=settings.early_stop,
+        )
+    if choice == "random":
+        raise ValueError(
+            "`eval_features` 'random' scores a folder run against its held-out images; "
+            f"data {settings.data!r} has none (--holdout 0, or fewer than "
+            f"{MIN_HOLDOUT_FOLDER} images)"
+        )
     if off or (choice == "auto" and settings.data != "mnist"):
         return None
     if settings.data not in ("mnist", "fashion-mnist"):

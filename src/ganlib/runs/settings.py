@@ -171,9 +171,14 @@ class RunSettings:
             covered; also at the last step) where features are at hand (``eval_features``);
             0: none.
         eval_samples: Images scored at each evaluation.
-        eval_features: ``auto`` (the shipped MNIST classifier for mnist, no evaluation
-            otherwise), ``mnist``, ``none``, or a weights file of the MNIST classifier's
-            architecture trained on the data (a Fashion-MNIST one, say).
+        eval_features: ``auto`` (the shipped MNIST classifier for mnist, random features
+            for a folder, no evaluation otherwise), ``mnist``, ``random`` (a fixed random
+            network: any images, no download; docs/metrics.md), ``none``, or a weights file
+            of the MNIST classifier's architecture trained on the data (a Fashion-MNIST
+            one, say).
+        holdout: A folder run's share of its images kept out of training as the reference
+            of its evaluation and memorisation check (at most 2,000 images; none from
+            folders of fewer than 200); 0: all train, no evaluation.
         early_stop: Stop after this many evaluations without a better FD (``None``: never).
         labels: A semi-supervised run (``--task semi-supervised``): how many training
             images keep their labels, balanced per class (a multiple of the classes).
@@ -235,6 +240,7 @@ class RunSettings:
     eval_every: int = _setting(1000, NON_NEGATIVE)
     eval_samples: int = _setting(2000, Rule(low=2, high=MAX_SAMPLES))
     eval_features: str = "auto"
+    holdout: float = _setting(0.1, Rule(low=0.0, below=0.5))
     early_stop: int | None = _setting(None, POSITIVE)
     labels: int | None = _setting(None, POSITIVE)
     label_seed: int | None = _setting(None, Rule(low=0, high=2**63 - 1))

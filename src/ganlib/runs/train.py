@@ -35,7 +35,7 @@ from ..distributed import is_elastic_restart
 from ..runfolder import hold_locks, output_folders, refuse_clobbering
 from ..sampling import check_grid_pixels
 from ..trainer import Trainer, TrainerState
-from .build import budget_for, build_trainer, resolved_fast, run_task
+from .build import MAX_HELD_OUT, budget_for, build_trainer, held_out_count, resolved_fast, run_task
 from .config import read_config, save_json, write_config
 from .folder import ReplacedRun, RunFolder, resume_command
 from .settings import RunSettings, flag_name
@@ -69,6 +69,7 @@ FIXED_ON_RESUME = (
     "shuffle",
     "seed",
     "ema",
+    "holdout",
 )
 
 
@@ -305,6 +306,11 @@ def train(
     if resume:
         _check_resume(settings, folder, data)
     replaced = ReplacedRun(folder)
+    if resume and "holdout" not in read_config(folder.config):
+        settings.holdout = 0.0  # (a run from before ganlib held images out: it trained on all)
+    held_out = held_out_count(settings, len(data.images))
+    if held_out:
+        data = data.holding_out(held_out, settings.seed)
     chosen = {}
     if settings.task == "adversarial":  # (what a GAN pair leaves to the data)
         chosen["network"] = settings.choose_network()
@@ -312,6 +318,12 @@ def train(
             chosen["augment"] = settings.choose_augment(len(data.images))
     budget = budget_for(settings, data).describe(max(len(data.images), 1))
     chosen["budget"] = budget.removeprefix("budget: ")
+    if held_out:
+        chosen["evaluation"] = (
+            f"FD in random features against {held_out:,} held-out images ({settings.holdout:g} "
+            f"of the folder, at most {MAX_HELD_OUT:,}), with the memorisation check; "
+            "--holdout 0 to train on all"
+        )
     trainer = build_trainer(
         settings,
         data=data,
@@ -331,10 +343,11 @@ def train(
             "another --out",
         )
     if trainer.is_main_process:
-        images = data.fingerprint.get("images")
+        images = len(data.images) if held_out else data.fingerprint.get("images")
+        held = f", {held_out} more held out" if held_out else ""
         print(
             f"training {settings.arch or settings.task} on {images} images ({data.channels}x"
-            f"{data.image_size}x{data.image_size}) from {settings.data} -> {folder.path}\n"
+            f"{data.image_size}x{data.image_size}{held}) from {settings.data} -> {folder.path}\n"
             + budget,
             flush=True,
         )
