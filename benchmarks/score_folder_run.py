@@ -1,0 +1,86 @@
+"""Score a finished folder run offline, in random features, as its evaluation would.
+
+    python benchmarks/score_folder_run.py runs/icons [--samples 2000]
+
+Reads the run's ``config.toml`` (its folder, image size, channels, seed and hold-out),
+samples ``--samples`` images from its newest checkpoint (the EMA generator where the run
+kept one, in train-mode BatchNorm as grids are drawn) and prints the FD and diversity in
+``ganlib.metrics.RandomFeatures`` against the reference: the run's held-out images where
+it held some out (with the memorisation check against as many training images, chosen as
+the run's evaluation chooses them), else every image of the folder (no memorisation check:
+nothing was held out). The real-data floor is the FD of as many real images as samples,
+drawn from the same folder, against the same reference: a ratio to it compares runs. Writes
+the scores to RUN/folder_scores.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ganlib.checkpoint import load_gan
+from ganlib.metrics import FeatureStats, RandomFeatures, embed, frechet_distance, memorisation
+from ganlib.metrics.random_features import Memorisation
+from ganlib.runs import RunFolder, RunSettings, held_out_count, load_data, read_config
+from ganlib.sampling import sample_images
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, help="a run folder of `ganlib train FOLDER`")
+    parser.add_argument("--samples", type=int, default=2000, help="images sampled (>= 2)")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    config = read_config(args.run / "config.toml")
+    settings = RunSettings.from_dict({**config, "download": False}, str(args.run / "config.toml"))
+    data = load_data(settings)
+    held = held_out_count(settings, len(data.images)) if "holdout" in config else 0
+    if held:
+        data = data.holding_out(held, settings.seed)
+    assert data.held_out is not None or not held
+    reference = data.held_out if data.held_out is not None else data.images
+    checkpoint = RunFolder(args.run).checkpoint()
+    try:
+        gan, sampler = load_gan(checkpoint, ema=True), "ema"
+    except Exception:  # (a run without an EMA)
+        gan, sampler = load_gan(checkpoint), "generator"
+    features = RandomFeatures(data.channels)
+    samples = torch.cat(list(sample_images(gan.generator, args.samples, gan, seed=12345)))
+    sample_features = embed(features, samples)
+    reference_stats = FeatureStats.of(embed(features, reference))
+    floor_images = data.images[torch.randperm(len(data.images))[: args.samples]]
+    scores: dict[str, object] = {
+        "checkpoint": str(checkpoint),
+        "sampler": sampler,
+        "samples": args.samples,
+        "reference": f"{len(reference)} {'held-out' if held else 'training'} images",
+        "fd": frechet_distance(FeatureStats.of(sample_features), reference_stats),
+        "floor_fd": frechet_distance(
+            FeatureStats.of(embed(features, floor_images)), reference_stats
+        ),
+        "diversity": float(
+            (FeatureStats.of(sample_features).cov.trace() / reference_stats.cov.trace()).sqrt()
+        ),
+    }
+    scores["fd_over_floor"] = float(scores["fd"]) / float(scores["floor_fd"])  # type: ignore[arg-type]
+    if held:
+        chosen = torch.randperm(
+            len(data.images), generator=torch.Generator().manual_seed(settings.seed + 1)
+        )[:held]
+        result: Memorisation = memorisation(
+            sample_features,
+            embed(features, data.images[chosen.sort().values]),
+            embed(features, reference),
+        )
+        scores["memorisation"] = result.median
+    print(json.dumps(scores, indent=1))
+    (args.run / "folder_scores.json").write_text(json.dumps(scores, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
