@@ -1,13 +1,8 @@
 """Adaptive augmentation (ADA): the pipe's transformations (each image with probability p,
 differentiable, seeded), the controller that tunes p from E[sign(D(real))], and the Trainer
-that logs p, checkpoints it and resumes it exactly."""
+that logs p and tunes it (its exact resume: tests/test_augment.py)."""
 
 from __future__ import annotations
-
-import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,8 +21,6 @@ from ganlib.augment import (
     xflip,
 )
 from ganlib.tasks import AdversarialTask
-
-WORKER = Path(__file__).with_name("resume_worker.py")
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -206,25 +199,3 @@ def test_ada_by_name_is_the_default_controller():
     assert isinstance(task.ada, AdaptiveAugment) and task.ada.p == 0.0
     assert task.ada.pipeline == ADA_PIPELINE
     assert AdversarialTask(tiny_gan(), augment="translation").ada is None
-
-
-def run_worker(out: Path, steps: int, resume: Path | None = None) -> None:
-    command = [sys.executable, str(WORKER), str(out), "--steps", str(steps), "--augment", "ada"]
-    if resume is not None:
-        command += ["--resume", str(resume)]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-
-
-def test_resume_mid_run_with_ada_is_bitwise_exact(tmp_path):
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
-    run_worker(whole, 12)
-    run_worker(parts, 6)
-    run_worker(parts, 12, resume=parts / "ckpt" / "step-0000006.ckpt")
-    first, second = torch.load(whole / "final.pt"), torch.load(parts / "final.pt")
-    for part in ("generator", "discriminator", "ema"):
-        for name, tensor in first[part].items():
-            assert torch.equal(tensor, second[part][name]), f"{part}.{name} differs"
-    text = (whole / "metrics.csv").read_text()
-    assert text == (parts / "metrics.csv").read_text()
-    p = [float(row["aug_p"]) for row in csv.DictReader(text.splitlines())]
-    assert len(set(p)) > 1  # p moved during the run, and the resumed run moved it alike

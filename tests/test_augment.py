@@ -3,6 +3,7 @@ that apply them wherever D sees an image, resuming exactly."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -187,22 +188,26 @@ def test_augmentation_draws_from_the_steps_stream():
     assert plain["d_real"] != metrics[0]["d_real"]
 
 
-def run_worker(out: Path, steps: int, resume: Path | None = None) -> None:
-    command = [sys.executable, str(WORKER), str(out), "--steps", str(steps)]
-    command += ["--augment", "translation,cutout,color"]
+def run_worker(out: Path, steps: int, augment: str, resume: Path | None = None) -> None:
+    command = [sys.executable, str(WORKER), str(out), "--steps", str(steps), "--augment", augment]
     if resume is not None:
         command += ["--resume", str(resume)]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
 
 
-def test_resume_mid_epoch_with_augmentation_is_bitwise_exact(tmp_path):
+# DiffAugment, and ADA with a p that moves fast (resume_worker.py): both resume exactly.
+@pytest.mark.parametrize("augment", ["translation,cutout,color", "ada"])
+def test_resume_mid_epoch_with_augmentation_is_bitwise_exact(tmp_path, augment):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    run_worker(whole, 12)
-    run_worker(parts, 6)
-    run_worker(parts, 12, resume=parts / "ckpt" / "step-0000006.ckpt")
+    run_worker(whole, 12, augment)
+    run_worker(parts, 6, augment)
+    run_worker(parts, 12, augment, resume=parts / "ckpt" / "step-0000006.ckpt")
     first, second = torch.load(whole / "final.pt"), torch.load(parts / "final.pt")
     assert first["step"] == second["step"] == 12
     for part in ("generator", "discriminator", "ema"):
         for name, tensor in first[part].items():
             assert torch.equal(tensor, second[part][name]), f"{part}.{name} differs"
-    assert (whole / "metrics.csv").read_text() == (parts / "metrics.csv").read_text()
+    text = (whole / "metrics.csv").read_text()
+    assert text == (parts / "metrics.csv").read_text()
+    if augment == "ada":  # p moved during the run, and the resumed run moved it alike
+        assert len({row["aug_p"] for row in csv.DictReader(text.splitlines())}) > 1
