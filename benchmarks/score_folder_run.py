@@ -8,9 +8,9 @@ kept one, in train-mode BatchNorm as grids are drawn) and prints the FD and dive
 ``ganlib.metrics.RandomFeatures`` against the reference: the run's held-out images where
 it held some out (with the memorisation check against as many training images, chosen as
 the run's evaluation chooses them), else every image of the folder (no memorisation check:
-nothing was held out). The real-data floor is the FD of as many real images as samples,
-drawn from the same folder, against the same reference: a ratio to it compares runs. Writes
-the scores to RUN/folder_scores.json.
+nothing was held out). The real-data floor: as many training images as samples against the
+held-out reference, or (nothing held out) one half of the folder against the other, an
+estimate of the noise of these sample sizes. Writes the scores to RUN/folder_scores.json.
 """
 
 from __future__ import annotations
@@ -52,15 +52,23 @@ def main(argv: list[str] | None = None) -> int:
     samples = torch.cat(list(sample_images(gan.generator, args.samples, gan, seed=12345)))
     sample_features = embed(features, samples)
     reference_stats = FeatureStats.of(embed(features, reference))
-    floor_images = data.images[torch.randperm(len(data.images))[: args.samples]]
+    if held:  # real training images against the held-out reference
+        floor_images = data.images[torch.randperm(len(data.images))[: args.samples]]
+        floor_reference = reference_stats
+    else:  # nothing held out: one half of the folder against the other
+        half = torch.randperm(len(reference)).chunk(2)
+        floor_images = reference[half[0]]
+        floor_reference = FeatureStats.of(embed(features, reference[half[1]]))
     scores: dict[str, object] = {
         "checkpoint": str(checkpoint),
         "sampler": sampler,
         "samples": args.samples,
         "reference": f"{len(reference)} {'held-out' if held else 'training'} images",
         "fd": frechet_distance(FeatureStats.of(sample_features), reference_stats),
+        "floor": f"{len(floor_images)} real images against "
+        + ("the reference" if held else "the folder's other half"),
         "floor_fd": frechet_distance(
-            FeatureStats.of(embed(features, floor_images)), reference_stats
+            FeatureStats.of(embed(features, floor_images)), floor_reference
         ),
         "diversity": float(
             (FeatureStats.of(sample_features).cov.trace() / reference_stats.cov.trace()).sqrt()

@@ -178,3 +178,27 @@ def test_gloo_teardown_probe_counts_threads_in_every_case():
     # A group without DDP is taken down: its threads go with it.
     before, during, after = counts["collective"]
     assert during > before and after == before
+
+
+def test_score_folder_run_scores_a_folder_run_against_its_held_out_images(tmp_path):
+    from ganlib.cli import main
+    from ganlib.data.shapes import make_shapes
+
+    folder = make_shapes(tmp_path / "shapes", count=240, image_size=12)
+    run = tmp_path / "run"
+    args = ["train", str(folder), "--out", str(run), "--max-steps", "2", "--eval-every", "0"]
+    args += ["--eval-features", "auto", "--width", "4", "--latent-dim", "8", "--device", "cpu"]
+    assert main(args) == 0  # (no evaluation: nothing held out)
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "score_folder_run.py"), str(run)]
+    result = subprocess.run([*command, "--samples", "64"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads((run / "folder_scores.json").read_text())
+    assert scores["reference"] == "240 training images" and "memorisation" not in scores
+    assert scores["fd"] > scores["floor_fd"] > 0 and scores["samples"] == 64
+    held_run = tmp_path / "held"
+    args[3] = str(held_run)
+    assert main([*args[:6], "--width", "4", "--latent-dim", "8", "--device", "cpu"]) == 0
+    result = subprocess.run([*command[:2], str(held_run), "--samples", "64"], capture_output=True)
+    assert result.returncode == 0
+    scores = json.loads((held_run / "folder_scores.json").read_text())
+    assert scores["reference"] == "24 held-out images" and scores["memorisation"] > 0
