@@ -105,3 +105,18 @@ def test_holdout_0_trains_on_every_image_without_scores(folder, tmp_path, capsys
     assert "fd" not in (run / "metrics.csv").read_text().splitlines()[0].split(",")
     assert main([*args[:4], "--eval-features", "random", "--holdout", "0", *TINY]) == 2
     assert "`eval_features` 'random' scores a folder run against" in capsys.readouterr().err
+
+
+def test_a_run_from_before_the_holdout_resumes_on_all_its_images(folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", str(folder), "--out", str(run), "--holdout", "0", "--eval-every", "0"]
+    assert main([*args, "--max-steps", "2", *TINY]) == 0
+    config = run / "config.toml"  # as an earlier release wrote it: no `holdout`
+    config.write_text(
+        "\n".join(line for line in config.read_text().splitlines() if "holdout" not in line)
+    )
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--max-steps", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "training dcgan on 240 images (3x12x12) from" in out
+    assert read_config(config)["holdout"] == 0.0  # config.toml says what ran

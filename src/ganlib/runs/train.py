@@ -213,13 +213,17 @@ def check_sizes(settings: RunSettings) -> None:
 
 def _check_resume(settings: RunSettings, folder: RunFolder, data: RunData) -> None:
     """Refuse a resume that would change the run's networks, data or data order; say
-    what other settings change.
+    what other settings change. A run from before ganlib held images out (no ``holdout``
+    in its config.toml) trained on all of them: it resumes with ``settings.holdout`` 0.
 
     Raises:
         ValueError: Naming the setting (or the data's property), the run's value and
             the one given.
     """
-    stored = RunSettings.from_dict(read_config(folder.config), str(folder.config))
+    values = read_config(folder.config)
+    if "holdout" not in values:  # a run from before ganlib held images out: it trained on all
+        values["holdout"] = settings.holdout = 0.0
+    stored = RunSettings.from_dict(values, str(folder.config))
     if stored.image_size and stored.channels and stored.task == "adversarial":
         stored.choose_network()  # (a GAN pair's network; other run tasks choose none)
     changes = []
@@ -306,8 +310,6 @@ def train(
     if resume:
         _check_resume(settings, folder, data)
     replaced = ReplacedRun(folder)
-    if resume and "holdout" not in read_config(folder.config):
-        settings.holdout = 0.0  # (a run from before ganlib held images out: it trained on all)
     held_out = held_out_count(settings, len(data.images))
     if held_out:
         data = data.holding_out(held_out, settings.seed)
