@@ -346,10 +346,10 @@ def train(
         )
     if trainer.is_main_process:
         images = len(data.images) if held_out else data.fingerprint.get("images")
-        held = f", {held_out} more held out" if held_out else ""
+        kept_out = f", {held_out} more held out" if held_out else ""
         print(
             f"training {settings.arch or settings.task} on {images} images ({data.channels}x"
-            f"{data.image_size}x{data.image_size}{held}) from {settings.data} -> {folder.path}\n"
+            f"{data.image_size}x{data.image_size}{kept_out}) from {settings.data} -> {folder.path}\n"
             + budget,
             flush=True,
         )
