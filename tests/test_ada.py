@@ -20,6 +20,7 @@ from ganlib.augment import (
     rotate90,
     xflip,
 )
+from ganlib.losses import get_loss
 from ganlib.tasks import AdversarialTask
 
 
@@ -199,3 +200,18 @@ def test_ada_by_name_is_the_default_controller():
     assert isinstance(task.ada, AdaptiveAugment) and task.ada.p == 0.0
     assert task.ada.pipeline == ADA_PIPELINE
     assert AdversarialTask(tiny_gan(), augment="translation").ada is None
+
+
+@pytest.mark.parametrize(("loss", "sign"), [("bce", 1.0), ("hinge", 1.0), ("lsgan", -1.0)])
+def test_the_signal_counts_signs_around_the_losss_decision_boundary(loss, sign):
+    # D outputs 0.4 for every image: "real" for BCE and hinge (boundary 0), "fake" for
+    # LSGAN (targets 0 and 1: boundary 0.5).
+    gan = tiny_gan()
+    critic = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12 * 12, 1))
+    torch.nn.init.zeros_(critic[1].weight)
+    torch.nn.init.constant_(critic[1].bias, 0.4)
+    pair = (gan.generator, critic, gan.latent_dim)
+    trainer = Trainer(pair, loss=loss, augment="ada", max_steps=1, seed=0, progress=False)
+    state = trainer.fit(data(8), batch_size=8)
+    assert state.metrics["d_real_sign"] == sign
+    assert get_loss(loss, r1_gamma=1.0).decision_boundary == (0.5 if loss == "lsgan" else 0.0)

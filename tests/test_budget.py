@@ -60,6 +60,8 @@ def test_augment_is_adaptive_below_the_bound_unless_given():
     large = RunSettings(data="x")
     assert large.choose_augment(ADA_BELOW_IMAGES).startswith("none: ")
     assert large.augment is None
+    critic = RunSettings(data="x", loss="wgan-gp")
+    assert critic.choose_augment(10).startswith("none: a WGAN critic") and critic.augment is None
     given = RunSettings(data="x", augment="none")
     assert given.choose_augment(10) == "none: as given" and given.augment == "none"
 

@@ -7,8 +7,9 @@ right ``p`` depends on the data and changes during training. ADA measures overfi
 
     r_t = E[sign(D(x_real))]
 
-over the real images D scored since the last adjustment (D's raw outputs: 0 is its
-decision boundary for the built-in losses). 0 means D cannot tell the training images
+over the real images D scored since the last adjustment, the signs taken around the
+loss's [`decision_boundary`][ganlib.losses.Loss] (0 for BCE and hinge, 0.5 for LSGAN; a
+WGAN critic has none, so ADA does not suit it). 0 means D cannot tell the training images
 from fakes; 1 means it is sure of every one of them. Every ``interval`` steps ``p`` moves
 up by ``images / (kimg * 1000)`` when ``r_t`` is above ``target`` and down by as much
 when below, so it can cross [0, 1] in ``kimg`` thousand images; it is kept in

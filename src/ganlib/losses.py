@@ -98,6 +98,9 @@ class Loss(ReportsMetrics, ABC):
             run (0, 1, ...; a lazily applied penalty).
         has_penalty: The step adds ``penalty(...)`` to D's loss; ``True`` for a class that
             defines ``penalty``, unless it sets ``has_penalty`` itself.
+        decision_boundary: D's raw output where it cannot tell real from fake: what
+            adaptive augmentation counts the signs of D's outputs on real images around
+            (0 for BCE and hinge; 0.5 for LSGAN's targets 0 and 1).
 
     A wrapper sets these on its instances ([`R1Penalty`][ganlib.losses.R1Penalty]
     follows its inner loss).
@@ -106,6 +109,7 @@ class Loss(ReportsMetrics, ABC):
     reads_real_logits: bool = False
     counts_updates: bool = False
     has_penalty: bool = False
+    decision_boundary: float = 0.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -180,6 +184,8 @@ class HingeLoss(Loss):
 
 class LSGANLoss(Loss):
     """Least-squares GAN (Mao et al. 2017): targets 1 for real, 0 for fake."""
+
+    decision_boundary = 0.5
 
     name = "lsgan"
 
@@ -275,6 +281,7 @@ class R1Penalty(_Wrapping):
         self.reports_r1 = bool(report)
         self.name = f"{getattr(self.loss, 'name', type(self.loss).__name__)}+r1"
         self.reads_real_logits = self.loss.reads_real_logits
+        self.decision_boundary = self.loss.decision_boundary
 
     def score(self, logits: Tensor) -> Tensor:
         return self.loss.score(logits)

@@ -21,7 +21,8 @@ Metrics of every step (`METRIC_NAMES`): ``loss_d``, ``loss_g``, ``d_real``,
 BCE, the raw score otherwise) and ``d_fake_after`` (the same fakes after D's
 step; if D is not learning the two stay equal), then whatever the loss reports
 ([`report`][ganlib.losses.ReportsMetrics.report]), then with ``real_sign``
-``d_real_sign``: E[sign(D(real))] of the last D update's (augmented) real batch, the
+``d_real_sign``: E[sign(D(real) - b)] of the last D update's (augmented) real batch
+(``b``: the loss's ``decision_boundary``), the
 overfitting signal adaptive augmentation tunes its probability from
 ([`ganlib.ada`][ganlib.ada]). They reach the host in one device sync.
 
@@ -238,7 +239,8 @@ class AdversarialStep:
     ) -> dict[str, float]:
         reported = self.loss.pop_reported()
         if self.real_sign:  # (after the loss's own: the columns of a run without it stay put)
-            reported["d_real_sign"] = real.detach().float().sign().mean()
+            boundary = self.loss.decision_boundary
+            reported["d_real_sign"] = (real.detach().float() - boundary).sign().mean()
         values = [
             loss_d.detach().float(),
             loss_g.detach().float(),

@@ -344,13 +344,16 @@ class RunSettings:
 
     def choose_augment(self, data_images: int) -> str:
         """Fill in ``augment`` where it is ``None``: ``ada`` for data of fewer than
-        `ADA_BELOW_IMAGES` images, else none (in place; a given value is kept).
+        `ADA_BELOW_IMAGES` images (unless the loss is WGAN-GP's), else none (in place; a
+        given value is kept).
 
         Returns:
             The choice and its reason, in a few words (``config.toml``'s ``[chosen]``).
         """
         if self.augment is not None:
             return f"{self.augment}: as given"
+        if self.loss == "wgan-gp":
+            return "none: a WGAN critic has no decision boundary for adaptive augmentation's signal"
         if data_images < ADA_BELOW_IMAGES:
             self.augment = "ada"
             return (

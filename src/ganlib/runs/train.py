@@ -349,8 +349,8 @@ def train(
         kept_out = f", {held_out} more held out" if held_out else ""
         print(
             f"training {settings.arch or settings.task} on {images} images ({data.channels}x"
-            f"{data.image_size}x{data.image_size}{kept_out}) from {settings.data} -> {folder.path}\n"
-            + budget,
+            f"{data.image_size}x{data.image_size}{kept_out}) from {settings.data} -> "
+            f"{folder.path}\n{budget}",
             flush=True,
         )
     training_data: Any = data.for_fit(settings.conditional)
