@@ -25,7 +25,14 @@ import torch
 from ganlib.checkpoint import load_gan
 from ganlib.metrics import FeatureStats, RandomFeatures, embed, frechet_distance, memorisation
 from ganlib.metrics.random_features import Memorisation
-from ganlib.runs import RunFolder, RunSettings, held_out_count, load_data, read_config
+from ganlib.runs import (
+    RunFolder,
+    RunSettings,
+    held_out_count,
+    load_data,
+    memorisation_images,
+    read_config,
+)
 from ganlib.sampling import sample_images
 
 
@@ -76,12 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     scores["fd_over_floor"] = float(scores["fd"]) / float(scores["floor_fd"])  # type: ignore[arg-type]
     if held:
-        chosen = torch.randperm(
-            len(data.images), generator=torch.Generator().manual_seed(settings.seed + 1)
-        )[:held]
         result: Memorisation = memorisation(
             sample_features,
-            embed(features, data.images[chosen.sort().values]),
+            embed(features, memorisation_images(settings, data)),
             embed(features, reference),
         )
         scores["memorisation"] = result.median

@@ -14,7 +14,7 @@ from ganlib.cli import main
 from ganlib.data.shapes import make_shapes
 from ganlib.data.sources import RunData
 from ganlib.metrics import RandomFeatures, memorisation
-from ganlib.runs import RunSettings, held_out_count, read_config
+from ganlib.runs import RunSettings, held_out_count, memorisation_images, read_config
 
 TINY = ["--width", "4", "--latent-dim", "8", "--batch-size", "8", "--device", "cpu"]
 
@@ -52,6 +52,18 @@ def test_holding_out_moves_a_seeded_slice_out_of_training():
     assert torch.equal(together, images.flatten())  # disjoint, nothing lost
     assert torch.equal(split.labels, split.images.flatten().long())  # labels follow
     assert torch.equal(data.holding_out(3, seed=4).held_out, split.held_out)
+
+
+def test_memorisation_images_are_as_many_seeded_training_images_as_held_out():
+    data = RunData(torch.arange(20.0).reshape(20, 1, 1, 1), None, 1, 1, None).holding_out(5, 0)
+    chosen = memorisation_images(RunSettings("pictures", seed=3), data)
+    assert len(chosen) == 5
+    assert set(chosen.flatten().tolist()) <= set(data.images.flatten().tolist())
+    assert chosen.flatten().tolist() == sorted(chosen.flatten().tolist())  # the folder's order
+    assert torch.equal(memorisation_images(RunSettings("pictures", seed=3), data), chosen)
+    assert not torch.equal(memorisation_images(RunSettings("pictures", seed=4), data), chosen)
+    with pytest.raises(ValueError, match="held-out"):
+        memorisation_images(RunSettings("pictures"), RunData(data.images, None, 1, 1, None))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from .build import (
     callbacks_for,
     evaluation_for,
     held_out_count,
+    memorisation_images,
     register_run_task,
     run_tasks,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "load_data",
     "load_pix2pix_data",
     "load_preset",
+    "memorisation_images",
     "presets",
     "read_config",
     "register_run_task",

@@ -45,6 +45,7 @@ __all__ = [
     "callbacks_for",
     "evaluation_for",
     "held_out_count",
+    "memorisation_images",
     "register_run_task",
     "run_tasks",
 ]
@@ -276,6 +277,22 @@ def held_out_count(settings: RunSettings, images: int) -> int:
     return min(round(images * settings.holdout), MAX_HELD_OUT)
 
 
+def memorisation_images(settings: RunSettings, data: RunData) -> torch.Tensor:
+    """The training images a folder run's memorisation check compares samples with: as
+    many as ``data.held_out``, chosen by the run's seed + 1 (in the folder's order), so
+    the check weighs both sides equally and a later scoring chooses the same ones.
+
+    Raises:
+        ValueError: If ``data`` holds nothing out.
+    """
+    if data.held_out is None:
+        raise ValueError("memorisation_images needs data with held-out images (RunData.held_out)")
+    chosen = torch.randperm(
+        len(data.images), generator=torch.Generator().manual_seed(settings.seed + 1)
+    )[: len(data.held_out)]
+    return data.images[chosen.sort().values]
+
+
 def evaluation_for(settings: RunSettings, data: RunData | None = None) -> Evaluation | None:
     """The run's [`Evaluation`][ganlib.callbacks.Evaluation] (``eval_*`` and ``early_stop``
     settings), or ``None`` where no feature extractor is at hand: the shipped MNIST
@@ -293,13 +310,10 @@ def evaluation_for(settings: RunSettings, data: RunData | None = None) -> Evalua
     held_out = None if data is None else data.held_out
     if not off and choice in ("auto", "random") and held_out is not None:
         assert data is not None
-        chosen = torch.randperm(
-            len(data.images), generator=torch.Generator().manual_seed(settings.seed + 1)
-        )[: len(held_out)]
         return Evaluation(
             RandomFeatures(data.channels),
             held_out,
-            train=data.images[chosen.sort().values],
+            train=memorisation_images(settings, data),
             every_n_steps=settings.eval_every,
             num_samples=settings.eval_samples,
             patience=settings.early_stop,
