@@ -164,8 +164,8 @@ def test_the_controller_state_round_trips():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"target": 1.0}, "`target` must be below 1"),
-        ({"target": 0.0}, r"`target` must be in \(0, 1\]"),
+        ({"target": 1.0}, r"`target` must be in \(0, 1\), got 1.0"),
+        ({"target": 0.0}, r"`target` must be in \(0, 1\), got 0.0"),
         ({"interval": 0}, "interval"),
         ({"kimg": -1.0}, "kimg"),
         ({"max_p": 1.2}, r"`max_p` must be in \[0, 1\]"),

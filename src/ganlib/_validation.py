@@ -3,6 +3,7 @@ the rule and the value received."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any, Literal, cast
@@ -10,6 +11,7 @@ from typing import Any, Literal, cast
 __all__ = [
     "check_batch_shape",
     "check_choice",
+    "check_in_range",
     "check_int",
     "check_mode",
     "check_positive_float",
@@ -43,6 +45,37 @@ def check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> 
     rule = ">= 0" if allow_zero else "> 0"
     if not (value >= 0.0 if allow_zero else value > 0.0) or value == float("inf"):
         raise ValueError(f"`{name}` must be finite and {rule}, got {value}")
+    return value
+
+
+def check_in_range(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a float if it is a finite real number in the interval from
+    ``low`` to ``high`` (each end excluded where it is open: ``[0, 1)``, ``(0, 1]``).
+
+    Raises:
+        TypeError: If ``value`` is not a finite real number (or is a bool).
+        ValueError: If it lies outside the interval.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))  # type: ignore[arg-type]
+    ):
+        raise TypeError(f"`{name}` must be a finite number, got {value!r}")
+    value = float(value)  # type: ignore[arg-type]
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"`{name}` must be in {interval}, got {value}")
     return value
 
 

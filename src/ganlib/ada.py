@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._validation import check_int, check_positive_float
+from ._validation import check_in_range, check_int, check_positive_float
 from .augment import ADA_PIPELINE, AugmentPipe
 
 __all__ = ["ADA_KIMG", "ADA_MAX_P", "ADA_TARGET", "AdaptiveAugment"]
@@ -54,16 +54,6 @@ ADA_TARGET = 0.6
 ADA_KIMG = 100.0
 # The highest p: ADA measured its augmentations to leak into G above about 0.8.
 ADA_MAX_P = 0.8
-
-
-def _check_number(name: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"`{name}` must be a finite number, got {value!r}")
-    below = value <= low if open_low else value < low
-    if below or value > high:
-        bracket = "(" if open_low else "["
-        raise ValueError(f"`{name}` must be in {bracket}{low:g}, {high:g}], got {value}")
-    return float(value)
 
 
 class AdaptiveAugment:
@@ -94,13 +84,11 @@ class AdaptiveAugment:
         max_p: float = ADA_MAX_P,
         p: float = 0.0,
     ) -> None:
-        self.target = _check_number("target", target, 0.0, 1.0, open_low=True)
-        if self.target == 1.0:
-            raise ValueError(f"`target` must be below 1, got {target}")
+        self.target = check_in_range("target", target, 0.0, 1.0, low_open=True, high_open=True)
         self.interval = check_int("interval", interval, 1)
         self.kimg = check_positive_float("kimg", kimg)
-        self.max_p = _check_number("max_p", max_p, 0.0, 1.0)
-        start = _check_number("p", p, 0.0, self.max_p)
+        self.max_p = check_in_range("max_p", max_p, 0.0, 1.0)
+        start = check_in_range("p", p, 0.0, self.max_p)
         self.pipe = AugmentPipe(pipeline, start)
         # Since the last adjustment: the sum of sign(D(real)) over its images, the images, steps.
         self._signs, self._images, self._steps = 0.0, 0, 0

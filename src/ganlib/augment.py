@@ -54,6 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._validation import check_in_range
+
 __all__ = [
     "ADA_PIPELINE",
     "PIPE_OPS",
@@ -357,11 +359,7 @@ class AugmentPipe:
 
     @p.setter
     def p(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"`p` must be a number in [0, 1], got {value!r}")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"`p` must be in [0, 1], got {value}")
-        self._p = float(value)
+        self._p = check_in_range("p", value, 0.0, 1.0)
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``images`` (B, C, H, W), each transformed with probability ``p`` per transformation."""

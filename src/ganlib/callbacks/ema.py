@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from typing_extensions import override
 
-from .._validation import check_int
+from .._validation import check_in_range, check_int
 from ..checkpoint import EMA_STATE_KEY
 from ..sampling import BATCHNORM_BATCH_SIZE, BATCHNORM_BATCHES, recompute_batchnorm
 from ..seeding import batchnorm_seed
@@ -60,9 +60,7 @@ class EMA(Callback):
         warmup: bool = False,
         network: str | None = None,
     ) -> None:
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"`decay` must be in [0, 1), got {decay}")
-        self.decay = float(decay)
+        self.decay = check_in_range("decay", decay, 0.0, 1.0, high_open=True)
         self.start_step = check_int("start_step", start_step, 0)
         self.every_n_steps = check_int("every_n_steps", every_n_steps, 1)
         self.warmup = bool(warmup)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from .. import optim
-from .._validation import check_choice, check_int, check_positive_float
+from .._validation import check_choice, check_in_range, check_int, check_positive_float
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data.checks import check_data
 from ..data.labels import IndexStream, choose_labelled, fingerprint, stream_seed
@@ -242,9 +242,9 @@ class SemiSupervisedTask(Task):
         self.unlabelled_weight = check_positive_float(
             "unlabelled_weight", unlabelled_weight, allow_zero=True
         )
-        if isinstance(average_decay, bool) or not 0.0 <= average_decay < 1.0:
-            raise ValueError(f"`average_decay` must be in [0, 1), got {average_decay!r}")
-        self.average_decay = float(average_decay)
+        self.average_decay = check_in_range(
+            "average_decay", average_decay, 0.0, 1.0, high_open=True
+        )
         self.supervised_only = self.unlabelled_weight == 0.0
         self.init_size = check_int("init_size", init_size, 2)
         names = [str(k) for k in range(self.num_classes)] if class_names is None else class_names
