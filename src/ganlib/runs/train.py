@@ -211,19 +211,34 @@ def check_sizes(settings: RunSettings) -> None:
         )
 
 
-def _check_resume(settings: RunSettings, folder: RunFolder, data: RunData) -> None:
-    """Refuse a resume that would change the run's networks, data or data order; say
-    what other settings change. A run from before ganlib held images out (no ``holdout``
-    in its config.toml) trained on all of them: it resumes with ``settings.holdout`` 0.
+# Settings newer than some runs' config.toml, with the value those runs trained with.
+_BEFORE_THEY_EXISTED: dict[str, Any] = {"holdout": 0.0}  # (a run trained on every image)
+
+
+def _migrate_resumed(settings: RunSettings, folder: RunFolder) -> dict[str, Any]:
+    """The resumed run's recorded settings (its config.toml's ``[run]``), brought up to
+    date: a setting its ganlib predated takes the value the run trained with
+    (`_BEFORE_THEY_EXISTED`), in the recorded settings and in ``settings`` alike (a run
+    from before the hold-out resumes on all its images)."""
+    values = read_config(folder.config)
+    for name, value in _BEFORE_THEY_EXISTED.items():
+        if name not in values:
+            values[name] = value
+            setattr(settings, name, value)
+    return values
+
+
+def _check_resume(
+    settings: RunSettings, recorded: dict[str, Any], folder: RunFolder, data: RunData
+) -> None:
+    """Refuse a resume that would change the run's networks, data or data order (against
+    its ``recorded`` settings); say what other settings change.
 
     Raises:
         ValueError: Naming the setting (or the data's property), the run's value and
             the one given.
     """
-    values = read_config(folder.config)
-    if "holdout" not in values:  # a run from before ganlib held images out: it trained on all
-        values["holdout"] = settings.holdout = 0.0
-    stored = RunSettings.from_dict(values, str(folder.config))
+    stored = RunSettings.from_dict(recorded, str(folder.config))
     if stored.image_size and stored.channels and stored.task == "adversarial":
         stored.choose_network()  # (a GAN pair's network; other run tasks choose none)
     changes = []
@@ -238,12 +253,12 @@ def _check_resume(settings: RunSettings, folder: RunFolder, data: RunData) -> No
                 "(another --out) to change it"
             )
         changes.append(f"{name} {old!r} -> {new!r}")
-    recorded = read_config(folder.config, "data_fingerprint")
+    fingerprint = read_config(folder.config, "data_fingerprint")
     for key, value in data.fingerprint.items():
-        if key in recorded and recorded[key] != value:
+        if key in fingerprint and fingerprint[key] != value:
             raise ValueError(
                 f"the data differs from what the run in {folder.path} trained on: its {key} "
-                f"was {recorded[key]!r}, now {value!r} ({settings.data}); resume on the same "
+                f"was {fingerprint[key]!r}, now {value!r} ({settings.data}); resume on the same "
                 "data, or start a new run"
             )
     if changes:
@@ -308,7 +323,7 @@ def train(
         )
     _check_grid(settings, data.num_classes)
     if resume:
-        _check_resume(settings, folder, data)
+        _check_resume(settings, _migrate_resumed(settings, folder), folder, data)
     replaced = ReplacedRun(folder)
     held_out = held_out_count(settings, len(data.images))
     if held_out:
