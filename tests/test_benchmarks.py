@@ -202,3 +202,27 @@ def test_score_folder_run_scores_a_folder_run_against_its_held_out_images(tmp_pa
     assert result.returncode == 0
     scores = json.loads((held_run / "folder_scores.json").read_text())
     assert scores["reference"] == "24 held-out images" and scores["memorisation"] > 0
+
+
+def test_same_training_tells_equal_runs_from_different_ones(tmp_path):
+    from ganlib.cli import main
+    from ganlib.data.shapes import make_shapes
+
+    folder = make_shapes(tmp_path / "shapes", count=40, image_size=12)
+    args = ["train", str(folder), "--max-steps", "2", "--width", "4", "--latent-dim", "8"]
+    args += ["--device", "cpu", "--no-report"]
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        assert main([*args, "--out", str(tmp_path / name), "--seed", seed]) == 0
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "same_training.py")]
+    same = subprocess.run(
+        [*command, str(tmp_path / "a"), str(tmp_path / "b")], capture_output=True, text=True
+    )
+    assert same.returncode == 0, same.stdout + same.stderr[-2000:]
+    assert "generator" in same.stdout and same.stdout.rstrip().endswith("same training")
+    other = subprocess.run(
+        [*command, str(tmp_path / "a"), str(tmp_path / "c")], capture_output=True, text=True
+    )
+    assert other.returncode == 1 and "NOT the same training" in other.stdout
+    lines = {line.split()[0]: line for line in other.stdout.splitlines()[2:-1]}
+    assert "differs at /net.0.weight" in lines["generator"] and "differs" in lines["rng"]
+    assert "no tensors (not compared)" in lines["seed"]
