@@ -1,6 +1,6 @@
 """Score a finished folder run offline, in random features, as its evaluation would.
 
-    python benchmarks/score_folder_run.py runs/icons [--samples 2000]
+    python benchmarks/score_folder_run.py runs/icons [--samples 2000] [--reference all]
 
 Reads the run's ``config.toml`` (its folder, image size, channels, seed and hold-out),
 samples ``--samples`` images from its newest checkpoint (the EMA generator where the run
@@ -8,7 +8,8 @@ kept one, in train-mode BatchNorm as grids are drawn) and prints the FD and dive
 ``ganlib.metrics.RandomFeatures`` against the reference: the run's held-out images where
 it held some out (with the memorisation check against as many training images, chosen as
 the run's evaluation chooses them), else every image of the folder (no memorisation check:
-nothing was held out). The real-data floor: as many training images as samples against the
+nothing was held out; or ``--reference all``: every image, to compare runs that held
+different images out, or none). The real-data floor: as many training images as samples against the
 held-out reference, or (nothing held out) one half of the folder against the other, an
 estimate of the noise of these sample sizes. Writes the scores to RUN/folder_scores.json.
 """
@@ -40,12 +41,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a run folder of `ganlib train FOLDER`")
     parser.add_argument("--samples", type=int, default=2000, help="images sampled (>= 2)")
+    parser.add_argument(
+        "--reference",
+        choices=("held-out", "all"),
+        default="held-out",
+        help="score against the run's held-out images (where it held some), or all images",
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     config = read_config(args.run / "config.toml")
     settings = RunSettings.from_dict({**config, "download": False}, str(args.run / "config.toml"))
     data = load_data(settings)
     held = held_out_count(settings, len(data.images)) if "holdout" in config else 0
+    held = held if args.reference == "held-out" else 0
     if held:
         data = data.holding_out(held, settings.seed)
     assert data.held_out is not None or not held
@@ -70,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": str(checkpoint),
         "sampler": sampler,
         "samples": args.samples,
-        "reference": f"{len(reference)} {'held-out' if held else 'training'} images",
+        "reference": f"{len(reference)} "
+        + ("held-out images" if held else "images, all of the folder"),
         "fd": frechet_distance(FeatureStats.of(sample_features), reference_stats),
         "floor": f"{len(floor_images)} real images against "
         + ("the reference" if held else "the folder's other half"),

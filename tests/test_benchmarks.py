@@ -193,7 +193,7 @@ def test_score_folder_run_scores_a_folder_run_against_its_held_out_images(tmp_pa
     result = subprocess.run([*command, "--samples", "64"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     scores = json.loads((run / "folder_scores.json").read_text())
-    assert scores["reference"] == "240 training images" and "memorisation" not in scores
+    assert scores["reference"] == "240 images, all of the folder" and "memorisation" not in scores
     assert scores["fd"] > scores["floor_fd"] > 0 and scores["samples"] == 64
     held_run = tmp_path / "held"
     args[3] = str(held_run)
@@ -202,6 +202,12 @@ def test_score_folder_run_scores_a_folder_run_against_its_held_out_images(tmp_pa
     assert result.returncode == 0
     scores = json.loads((held_run / "folder_scores.json").read_text())
     assert scores["reference"] == "24 held-out images" and scores["memorisation"] > 0
+    result = subprocess.run(
+        [*command[:2], str(held_run), "--reference", "all"], capture_output=True
+    )
+    assert result.returncode == 0
+    scores = json.loads((held_run / "folder_scores.json").read_text())
+    assert scores["reference"] == "240 images, all of the folder" and "memorisation" not in scores
 
 
 def test_same_training_tells_equal_runs_from_different_ones(tmp_path):
