@@ -143,6 +143,13 @@ def test_config_files_are_checked(tmp_path, capsys):
     assert main(["train", "--config", str(bad)]) == 2
     assert "`epochs` must be int, got 'ten'" in capsys.readouterr().err
     assert RunSettings.from_dict({"data": "x", "lr_g": 1}, "t").lr_g == 1.0
+    bad.write_text('[run]\ndata = "x"\naugment = "adaa"\n')
+    assert main(["train", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "--augment must be ada, none or a DiffAugment policy of color, translation" in err
+    assert "got 'adaa' (in " in err
+    for policy in ("ada", "none", "translation,color"):
+        assert RunSettings.from_dict({"data": "x", "augment": policy}, "t").augment == policy
 
 
 def test_fashion_mnist_is_read_from_debians_package_or_named_missing(tmp_path):

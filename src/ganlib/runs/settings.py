@@ -17,7 +17,9 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, get_args
+
+from ..augment import AugmentName, resolve_augment
 
 __all__ = ["DEFAULT_WIDTHS", "SMALL_IMAGE", "Rule", "RunSettings", "flag_name"]
 
@@ -308,6 +310,15 @@ class RunSettings:
             )
         if not str(self.out).strip():
             raise ValueError(f"--out must name a folder, got {self.out!r}" + _from(source, "out"))
+        if self.augment not in (None, "ada", "none"):
+            try:
+                resolve_augment(self.augment)
+            except ValueError as error:
+                raise ValueError(
+                    f"--augment must be ada, none or a DiffAugment policy of "
+                    f"{', '.join(get_args(AugmentName))} joined by commas, got "
+                    f"{self.augment!r}" + _from(source, "augment")
+                ) from error
         if self.r1_gamma is None and self.r1_every != 1:
             raise ValueError(
                 f"--r1-every configures the R1 penalty: give --r1-gamma too, got r1_every="
