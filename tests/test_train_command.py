@@ -218,6 +218,39 @@ def test_the_network_is_chosen_for_the_data_unless_given(given, size, channels, 
     assert (settings.arch, settings.width) == chosen
 
 
+SNGAN = ("hinge", True, 0.0, 0.9)
+CLASSIC = ("bce", False, 0.5, 0.999)
+
+
+@pytest.mark.parametrize(
+    ("given", "size", "channels", "recipe"),
+    [
+        ({}, 48, 3, SNGAN),  # small colour images: SNGAN's recipe
+        ({}, 32, 3, SNGAN),
+        ({}, 64, 4, SNGAN),
+        ({}, 28, 3, CLASSIC),  # below 32 pixels: not measured, the classic one
+        ({}, 128, 3, CLASSIC),
+        ({}, 48, 1, CLASSIC),  # grayscale
+        ({"arch": "resnet"}, 48, 3, CLASSIC),
+        ({"conditional": True}, 48, 3, CLASSIC),
+        ({"loss": "bce"}, 48, 3, CLASSIC),  # one of the four given: the classic rest
+        ({"beta1": 0.2}, 48, 3, ("bce", False, 0.2, 0.999)),
+        ({"spectral_norm": False}, 48, 3, CLASSIC),
+    ],
+)
+def test_how_d_trains_is_chosen_for_the_data_unless_given(given, size, channels, recipe):
+    settings = RunSettings(data="pictures", image_size=size, channels=channels, **given)
+    reason = settings.choose_network()
+    assert (settings.loss, settings.spectral_norm, settings.beta1, settings.beta2) == recipe
+    assert ("SNGAN's recipe" in reason) == (recipe == SNGAN and not given)
+
+
+def test_other_tasks_train_with_the_classic_recipe():
+    settings = RunSettings(data="pictures", image_size=48, channels=3, task="pix2pix")
+    assert settings.choose_recipe().endswith("the classic DCGAN recipe")
+    assert (settings.loss, settings.spectral_norm, settings.beta1, settings.beta2) == CLASSIC
+
+
 def test_a_chosen_network_is_recorded_and_a_config_is_type_checked(shapes, tmp_path):
     run = tmp_path / "auto"
     args = ["train", str(shapes), "--out", str(run), "--channels", "1", "--max-steps", "1"]

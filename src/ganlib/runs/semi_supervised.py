@@ -114,6 +114,7 @@ def build_semi_supervised(settings: RunSettings, data: RunData) -> Task:
     assert settings.image_size is not None and settings.channels is not None
     shape = (settings.channels, settings.image_size, settings.image_size)
     torch.manual_seed(settings.seed)  # the networks' initialisation
+    settings.choose_recipe()  # (the classic one: no DCGAN here)
     adam = {**REFERENCE_ADAM, "betas": (settings.beta1, settings.beta2)}
     return SemiSupervisedTask(
         SemiSupervisedDiscriminator(shape, data.num_classes),

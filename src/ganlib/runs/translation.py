@@ -102,6 +102,7 @@ def _common(settings: RunSettings, data: RunData) -> dict[str, Any]:
     """What both tasks take from the run's settings: widths, Adam, the schedule."""
     width = settings.width or DEFAULT_WIDTH
     steps = budget_for(settings, data).steps
+    settings.choose_recipe()  # (the classic one: no DCGAN here)
     betas = (settings.beta1, settings.beta2)
     torch.manual_seed(settings.seed)  # the networks' initialisation
     return dict(
