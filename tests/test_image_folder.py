@@ -331,3 +331,27 @@ def test_many_unreadable_files_are_named_up_to_ten_then_counted(tmp_path, capsys
     lines = stderr_lines(capsys)
     assert len(lines) == 11 and all("skipped" in line and "bad" in line for line in lines[:10])
     assert lines[-1] == f"image folder {tmp_path}: skipped 3 more unreadable files"
+
+
+def test_the_small_data_studys_folder_can_be_fashion_mnist(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    from ganlib.data.common import DataNotFoundError
+    from ganlib.data.sources import load_fashion_mnist, load_run_data
+
+    try:
+        train, _ = load_fashion_mnist(tmp_path / "none", "train")  # (Debian's package, if there)
+    except DataNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    script = [
+        sys.executable,
+        str(REPO_ROOT / "benchmarks" / "mnist_subset.py"),
+        str(tmp_path / "f"),
+    ]
+    args = ["--count", "6", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "none")]
+    result = subprocess.run(script + args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "wrote 6 fashion-mnist training images" in result.stdout
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(load_run_data(str(tmp_path / "f")).images, train[order[:6]])
