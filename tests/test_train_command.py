@@ -247,7 +247,7 @@ def test_how_d_trains_is_chosen_for_the_data_unless_given(given, size, channels,
 
 def test_other_tasks_train_with_the_classic_recipe():
     settings = RunSettings(data="pictures", image_size=48, channels=3, task="pix2pix")
-    assert settings.choose_recipe().endswith("the classic DCGAN recipe")
+    assert settings.choose_recipe().endswith("the classic recipe")
     assert (settings.loss, settings.spectral_norm, settings.beta1, settings.beta2) == CLASSIC
 
 

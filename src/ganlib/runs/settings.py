@@ -404,12 +404,14 @@ class RunSettings:
                 ),
             )
         else:
-            recipe, reason = CLASSIC_RECIPE, "the classic DCGAN recipe" if left else "as given"
+            recipe, reason = CLASSIC_RECIPE, "the classic recipe" if left else "as given"
         for name in names:
             if getattr(self, name) is None:
                 setattr(self, name, recipe[name])
         return (
-            f"loss {self.loss}, spectral norm {'on' if self.spectral_norm else 'off'}, Adam "
+            f"loss {self.loss}, spectral norm {'on' if self.spectral_norm else 'off'}"
+            + (" (ResNetGAN's D has its own)" if self.arch == "resnet" else "")
+            + ", Adam "
             f"betas ({self.beta1:g}, {self.beta2:g}): {reason}"
         )
 
