@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ganlib.checkpoint import load_checkpoint
 from ganlib.runs import RunFolder
 
 
@@ -48,7 +49,7 @@ def _kind(key: str) -> str:
 
 def entries(checkpoint: Path) -> dict[str, dict[str, torch.Tensor]]:
     """The checkpoint's top-level entries (each callback one entry), as path -> tensor."""
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    payload = load_checkpoint(checkpoint)  # (ganlib's reader: runs no code from the file)
     found: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in payload.items():
         if key == "callbacks" and isinstance(value, dict):
