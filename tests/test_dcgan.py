@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganlib import DCGAN
-from ganlib.models import size_plan, stage_widths
+from ganlib.models import MinibatchStd, size_plan, stage_widths
 
 
 def _count(module: nn.Module) -> int:
@@ -319,6 +319,46 @@ def test_spectral_norm_dcgan_trains_and_comes_back_from_a_checkpoint(tmp_path):
     assert loaded.config["spectral_norm"] is True
     for a, b in zip(loaded.state_dict().values(), gan.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_minibatch_std_adds_each_groups_spread_as_a_channel():
+    x = torch.randn(8, 3, 5, 5)
+    out = MinibatchStd(4)(x)
+    assert out.shape == (8, 4, 5, 5) and torch.equal(out[:, :3], x)
+    # Strided groups (image i in group i % 2), as StyleGAN's: the std over each group.
+    for member in range(2):
+        group = x[member::2]
+        spread = torch.sqrt(group.var(0, unbiased=False) + 1e-8).mean()
+        assert out[member::2, 3].unique().item() == pytest.approx(spread.item(), rel=1e-5)
+    # A batch the group size does not divide takes the largest size under it that does.
+    assert MinibatchStd(4)(torch.randn(10, 1, 2, 2))[:, 1].unique().numel() == 5  # groups of 2
+    identical = MinibatchStd(4)(torch.ones(4, 2, 3, 3))
+    assert identical[:, 2].max().item() == pytest.approx(1e-4)  # no spread, sqrt(1e-8)
+    with pytest.raises(ValueError, match=r"`group_size` must be >= 1, got 0"):
+        MinibatchStd(0)
+    with pytest.raises(TypeError, match=r"`group_size` must be an integer, got 2.0"):
+        MinibatchStd(2.0)  # type: ignore[arg-type]
+
+
+def test_minibatch_std_in_dcgans_discriminator_is_in_the_config_and_checkpoint(tmp_path):
+    from ganlib import Trainer, load_gan
+
+    assert "minibatch_std" not in DCGAN(width=2).config
+    gan = DCGAN(12, 3, 8, 4, spectral_norm=True, minibatch_std=4, num_classes=3)
+    layers = [m for m in gan.discriminator.net if isinstance(m, MinibatchStd)]
+    assert len(layers) == 1 and gan.discriminator.net[-1].in_channels == 4 * 2 + 1
+    logits = gan.discriminator(torch.randn(5, 3, 12, 12), torch.tensor([0, 1, 2, 0, 1]))
+    assert logits.shape == (5,) and torch.isfinite(logits).all()
+    plain = DCGAN(12, 3, 8, 4, minibatch_std=2, init_generator=torch.Generator().manual_seed(0))
+    trainer = Trainer(plain, max_steps=2, seed=0, progress=False, device="cpu")
+    trainer.fit(torch.rand(16, 3, 12, 12) * 2 - 1, batch_size=8)
+    trainer.save_checkpoint(str(tmp_path / "mbstd.ckpt"))
+    loaded = load_gan(tmp_path / "mbstd.ckpt")
+    assert loaded.config["minibatch_std"] == 2
+    for a, b in zip(loaded.state_dict().values(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"`minibatch_std` must be >= 0, got -1"):
+        DCGAN(width=2, minibatch_std=-1)
 
 
 # ------------------------------------------------ input shapes and the size bound (issue 31)

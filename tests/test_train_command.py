@@ -23,6 +23,7 @@ from ganlib.checkpoint import load_checkpoint
 from ganlib.cli import main
 from ganlib.data.shapes import make_shapes
 from ganlib.data.sources import RunData
+from ganlib.models import MinibatchStd
 from ganlib.runfolder import LOCK_NAME
 from ganlib.runs import DEFAULT_WIDTHS, RunFolder, RunSettings, build_trainer, read_config, train
 
@@ -188,6 +189,25 @@ def test_spectral_norm_r1_and_diffaugment_are_settings(shapes, tmp_path, capsys)
         build_trainer(resnet)
 
 
+def test_minibatch_std_is_a_dcgan_setting_kept_on_resume(shapes, tmp_path, capsys):
+    run = tmp_path / "mbstd"
+    args = ["train", str(shapes), "--out", str(run), "--max-steps", "2", *TINY]
+    assert main([*args, "--minibatch-std", "4"]) == 0
+    config = read_config(run / "config.toml")
+    assert config["minibatch_std"] == 4
+    trainer = build_trainer(RunSettings.from_dict({**config, "out": str(tmp_path / "b")}, "c"))
+    layers = [m for m in trainer.discriminator.modules() if isinstance(m, MinibatchStd)]
+    assert [layer.group_size for layer in layers] == [4]
+    # It defines D's shape: a resumed run cannot change it.
+    resume = ["train", "--resume", str(run), "--minibatch-std", "2", "--max-steps", "3"]
+    assert "--minibatch-std 2 differs from the run's 4" in refused(resume, capsys)
+    for given, got in [({"arch": "resnet"}, "arch='resnet'"), ({"task": "pix2pix"}, "'pix2pix'")]:
+        with pytest.raises(ValueError, match=rf"--minibatch-std is an option of DCGAN.*{got}"):
+            RunSettings(data="x", minibatch_std=4, **given).validate()
+    with pytest.raises(ValueError, match=r"--minibatch-std must be .*got -1"):
+        RunSettings(data="x", minibatch_std=-1).validate()
+
+
 def test_a_runs_adam_takes_its_settings_and_the_fast_paths_kernel(shapes, tmp_path):
     base = dict(data=str(shapes), out=str(tmp_path / "r"), image_size=12, channels=1, width=8)
     plain = build_trainer(RunSettings(**base, lr_g=1e-4, beta1=0.0, device="cpu", fast=False))
@@ -207,6 +227,7 @@ def test_a_runs_adam_takes_its_settings_and_the_fast_paths_kernel(shapes, tmp_pa
         ({}, 28, 3, ("dcgan", 64)),
         ({"spectral_norm": True}, 28, 1, ("dcgan", 64)),  # only DCGAN has the switch
         ({"conditional": True}, 28, 1, ("dcgan", 64)),  # measured better conditional
+        ({"minibatch_std": 4}, 28, 1, ("dcgan", 64)),  # only DCGAN has the layer
         ({"width": 16}, 28, 1, ("resnet", 16)),
         ({"arch": "dcgan"}, 28, 1, ("dcgan", 64)),
         ({"arch": "dcgan", "width": 128}, 28, 1, ("dcgan", 128)),

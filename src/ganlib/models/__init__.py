@@ -6,7 +6,7 @@ A new architecture is one file here (a [`ganlib.gan.GAN`][ganlib.GAN] subclass) 
 
 from ..gan import register_architecture
 from .dcgan import DCGAN, Discriminator, Generator, LayerStep, size_plan, stage_widths
-from .layers import ConditionalBatchNorm2d, spectral_norm_
+from .layers import ConditionalBatchNorm2d, MinibatchStd, spectral_norm_
 from .resnet import ResNetDiscriminator, ResNetGAN, ResNetGenerator
 from .translation import (
     PatchGANDiscriminator,
@@ -30,6 +30,7 @@ __all__ = [
     "Discriminator",
     "Generator",
     "LayerStep",
+    "MinibatchStd",
     "PatchGANDiscriminator",
     "ResNetDiscriminator",
     "ResNetGAN",

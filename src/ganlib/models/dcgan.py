@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from .._validation import check_int
 from ..gan import GAN, check_labels
 from ..init import InitScheme, init_weights_
-from .layers import check_network_size, spectral_norm_
+from .layers import MinibatchStd, check_network_size, spectral_norm_
 
 __all__ = [
     "DCGAN",
@@ -163,6 +163,10 @@ class Discriminator(nn.Module):
     every hidden layer but the input one (on none with ``batchnorm=False``), no final
     Sigmoid (losses take logits).
 
+    With ``minibatch_std`` (a group size), a [`MinibatchStd`][ganlib.models.MinibatchStd]
+    layer before the final convolution gives it one more input channel: the spread of
+    each small group of images.
+
     A conditional discriminator (``num_classes``) also takes labels (B,) and adds
     the projection term ``<embedding(label), h>`` to the logit, where ``h`` is the
     flattened last hidden feature map, the same vector the final convolution reads
@@ -178,6 +182,7 @@ class Discriminator(nn.Module):
         bias: bool = True,
         num_classes: int | None = None,
         batchnorm: bool = True,
+        minibatch_std: int = 0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -196,7 +201,11 @@ class Discriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(hidden[index]))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             in_channels = hidden[index]
-        # (B, widths[0], start, start) -> (B, 1, 1, 1)
+        if minibatch_std:
+            # (B, widths[0], start, start) -> (B, widths[0] + 1, start, start)
+            layers.append(MinibatchStd(minibatch_std))
+            in_channels += 1
+        # (B, in_channels, start, start) -> (B, 1, 1, 1)
         layers.append(nn.Conv2d(in_channels, 1, steps[0].kernel, 1, 0, bias=bias))
         self.net = nn.Sequential(*layers)
         if num_classes is not None:
@@ -215,9 +224,9 @@ class Discriminator(nn.Module):
         labels = check_labels(labels, self.num_classes, images.shape[0])
         if labels is None:
             return self.net(images).flatten()  # (B, 1, 1, 1) -> (B,)
-        features = self.net[:-1](images)  # (B, widths[0], start, start)
+        features = self.net[:-1](images)  # (B, in_channels, start, start)
         logits = self.net[-1](features).flatten()
-        projection = self.projection(labels).to(features.dtype)  # (B, widths[0] * start**2)
+        projection = self.projection(labels).to(features.dtype)  # (B, in_channels * start**2)
         return logits + (projection * features.flatten(1)).sum(1)
 
 
@@ -252,6 +261,10 @@ class DCGAN(GAN):
             docstring). A conditional discriminator's projection embedding stays
             unnormalised: it starts at zero, whose spectral norm is zero. The
             generator is unchanged.
+        minibatch_std: Group size of a minibatch standard deviation layer before the
+            discriminator's final convolution
+            ([`MinibatchStd`][ganlib.models.MinibatchStd]; StyleGAN's uses 4), or 0
+            for none (the default; the DCGAN paper has none).
         init: Initialisation scheme for both networks, or ``None`` to skip.
         init_generator: Random source for a reproducible initialisation (and for
             spectral normalisation's start vectors).
@@ -289,6 +302,7 @@ class DCGAN(GAN):
         num_classes: int | None = None,
         embedding_dim: int | None = None,
         spectral_norm: bool = False,
+        minibatch_std: int = 0,
         init: InitScheme | None = "dcgan",
         init_generator: torch.Generator | None = None,
     ) -> None:
@@ -307,6 +321,8 @@ class DCGAN(GAN):
             raise TypeError(f"`spectral_norm` must be True or False, got {spectral_norm!r}")
         if spectral_norm:  # (recorded only when on: earlier configs stay as they were)
             self.config.update(spectral_norm=True)
+        if check_int("minibatch_std", minibatch_std, 0):  # (likewise)
+            self.config.update(minibatch_std=minibatch_std)
 
         def build() -> tuple[Generator, Discriminator]:
             return (
@@ -314,7 +330,13 @@ class DCGAN(GAN):
                     steps, widths, latent_dim, channels, bias, num_classes, embedding_dim or 0
                 ),
                 Discriminator(
-                    steps, widths, channels, bias, num_classes, batchnorm=not spectral_norm
+                    steps,
+                    widths,
+                    channels,
+                    bias,
+                    num_classes,
+                    batchnorm=not spectral_norm,
+                    minibatch_std=minibatch_std,
                 ),
             )
 

@@ -23,10 +23,13 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
+from .._validation import check_int
+
 __all__ = [
     "MAX_ACTIVATIONS",
     "MAX_PARAMETERS",
     "ConditionalBatchNorm2d",
+    "MinibatchStd",
     "check_network_size",
     "spectral_norm_",
 ]
@@ -179,3 +182,44 @@ class ConditionalBatchNorm2d(nn.Module):
         scale = self.scale(labels)[:, :, None, None].to(x.dtype)  # (B, C, 1, 1)
         shift = self.shift(labels)[:, :, None, None].to(x.dtype)
         return self.norm(x) * scale + shift
+
+
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al., 2018; StyleGAN2-ADA's
+    ``MinibatchStdLayer``): one more channel holding how much the images of a small group
+    differ, so that D can tell a batch of near-copies (a collapsing G) from real variety.
+
+    The batch is split into groups of ``group_size`` images (strided, as StyleGAN's: image
+    ``i`` joins group ``i % (B // group_size)``), or of the largest size under it that
+    divides the batch (a batch of 50 in groups of 4 makes groups of 2). Each group's
+    per-feature standard deviation, averaged over channels and positions, fills the new
+    channel of its images. A group of one image has no spread: its channel holds 1e-4,
+    the square root of the 1e-8 added under it for a finite gradient.
+
+    Args:
+        group_size: Images per group, >= 1.
+
+    Raises:
+        TypeError: If ``group_size`` is not an integer.
+        ValueError: If ``group_size`` is under 1.
+
+    Examples:
+        >>> MinibatchStd(4)(torch.zeros(8, 3, 5, 5)).shape
+        torch.Size([8, 4, 5, 5])
+    """
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = check_int("group_size", group_size, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, channels, height, width = x.shape
+        group = next(g for g in range(min(self.group_size, batch), 0, -1) if batch % g == 0)
+        y = x.float().reshape(group, -1, channels, height, width)  # (G, B/G, C, H, W)
+        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt()  # (B/G, C, H, W): spread
+        y = y.mean((1, 2, 3)).to(x.dtype)  # (B/G,)
+        y = y.reshape(-1, 1, 1, 1).repeat(group, 1, height, width)  # (B, 1, H, W)
+        return torch.cat([x, y], 1)  # (B, C + 1, H, W)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"

@@ -181,6 +181,8 @@ def build_adversarial(settings: RunSettings, data: RunData) -> Task:
         config["num_classes"] = data.num_classes
     if settings.spectral_norm:
         config["spectral_norm"] = True
+    if settings.minibatch_std:
+        config["minibatch_std"] = settings.minibatch_std
     return AdversarialTask(
         build_gan(settings.arch, config),
         loss=get_loss(

@@ -149,13 +149,15 @@ class RunSettings:
         channels: Image channels; the data's when ``None``.
         arch: A registered architecture (``ganlib.gan.architectures()``), or ``None``:
             ``resnet`` for grayscale images up to 32 pixels a side, ``dcgan`` otherwise
-            (and with ``spectral_norm`` or ``conditional``).
+            (and with ``spectral_norm``, ``conditional`` or ``minibatch_std``).
         latent_dim: Latent size.
         width: Feature channels next to the image, or ``None``: 32 for ``resnet``, 64 for
             ``dcgan``.
         spectral_norm: Spectral normalisation in D (DCGAN; ResNetGAN's D always has it),
             or ``None``: chosen with ``loss`` and Adam's betas (see ``loss``).
         conditional: Train on the data's classes (folder subfolders, digits).
+        minibatch_std: Group size of a minibatch standard deviation layer at the end of
+            DCGAN's D (StyleGAN's uses 4), or 0: none.
         loss: ``bce``, ``hinge``, ``wgan-gp`` or ``lsgan``, or ``None``: where this,
             ``spectral_norm``, ``beta1`` and ``beta2`` are all ``None``, DCGAN on colour
             images of 32 to 64 pixels trains with SNGAN's recipe (hinge, a spectral-norm D,
@@ -234,6 +236,7 @@ class RunSettings:
     width: int | None = _setting(None, Rule(low=1, high=100_000))
     spectral_norm: bool | None = None
     conditional: bool = False
+    minibatch_std: int = _setting(0, Rule(low=0, high=1024))
     loss: str | None = _setting(None, Rule(choices=("bce", "hinge", "wgan-gp", "lsgan")))
     r1_gamma: float | None = _setting(None, RATE)
     r1_every: int = _setting(1, POSITIVE)
@@ -346,6 +349,12 @@ class RunSettings:
                     f"{', '.join(get_args(AugmentName))} joined by commas, got "
                     f"{self.augment!r}" + _from(source, "augment")
                 ) from error
+        if self.minibatch_std and (self.arch not in (None, "dcgan") or self.task != "adversarial"):
+            raise ValueError(
+                "--minibatch-std is an option of DCGAN's discriminator in a GAN pair "
+                f"(--arch dcgan, --task adversarial), got arch={self.arch!r}, "
+                f"task={self.task!r}" + _from(source, "minibatch_std")
+            )
         if self.r1_gamma is None and self.r1_every != 1:
             raise ValueError(
                 f"--r1-every configures the R1 penalty: give --r1-gamma too, got r1_every="
@@ -369,14 +378,14 @@ class RunSettings:
         reason = "as given"
         if self.arch is None:
             small_gray = self.channels == 1 and self.image_size <= SMALL_IMAGE
-            plain = not (self.spectral_norm or self.conditional)
+            plain = not (self.spectral_norm or self.conditional or self.minibatch_std)
             self.arch = "resnet" if small_gray and plain else "dcgan"
             reason = (
                 f"grayscale images of at most {SMALL_IMAGE} pixels, where ResNetGAN measured "
                 "best (docs/results.md)"
                 if self.arch == "resnet"
-                else "DCGAN for colour, larger, conditional or spectral-norm runs (on colour "
-                "icons it matched ResNetGAN in half the time, docs/results.md)"
+                else "DCGAN for colour, larger, conditional, spectral-norm or minibatch-std "
+                "runs (on colour icons it beat ResNetGAN in half the time, docs/results.md)"
             )
         if self.width is None:
             self.width = DEFAULT_WIDTHS.get(self.arch)

@@ -64,6 +64,7 @@ FIXED_ON_RESUME = (
     "latent_dim",
     "width",
     "spectral_norm",
+    "minibatch_std",
     "conditional",
     "batch_size",
     "shuffle",
