@@ -25,7 +25,15 @@ from ganlib.data.shapes import make_shapes
 from ganlib.data.sources import RunData
 from ganlib.models import MinibatchStd
 from ganlib.runfolder import LOCK_NAME
-from ganlib.runs import DEFAULT_WIDTHS, RunFolder, RunSettings, build_trainer, read_config, train
+from ganlib.runs import (
+    DEFAULT_WIDTHS,
+    RunFolder,
+    RunSettings,
+    build_trainer,
+    read_config,
+    snapshot_epochs,
+    train,
+)
 
 TINY = ["--width", "4", "--latent-dim", "8", "--batch-size", "8", "--device", "cpu"]
 
@@ -206,6 +214,38 @@ def test_minibatch_std_is_a_dcgan_setting_kept_on_resume(shapes, tmp_path, capsy
             RunSettings(data="x", minibatch_std=4, **given).validate()
     with pytest.raises(ValueError, match=r"--minibatch-std must be .*got -1"):
         RunSettings(data="x", minibatch_std=-1).validate()
+
+
+@pytest.mark.parametrize(
+    ("images", "batch", "epochs"),
+    [(60_000, 50, 1), (10_000, 50, 1), (9_950, 50, 2), (2_022, 50, 5), (900, 50, 12), (0, 50, 1)],
+)
+def test_default_snapshots_are_at_least_200_steps_apart(images, batch, epochs):
+    settings = RunSettings(data="x", batch_size=batch)
+    assert snapshot_epochs(settings, images) == epochs
+
+
+def test_a_small_folders_grids_and_checkpoints_come_every_few_epochs(
+    shapes, tmp_path, monkeypatch
+):
+    import ganlib.runs.build
+
+    monkeypatch.setattr(ganlib.runs.build, "MIN_SNAPSHOT_STEPS", 6)  # (200 in earnest)
+    run = tmp_path / "small"  # 24 images at batch 8: 3 steps an epoch, so every 2 epochs
+    args = ["train", str(shapes), "--out", str(run), "--holdout", "0", *TINY]
+    assert main([*args, "--max-steps", "10"]) == 0
+    grids = sorted(p.name for p in run.glob("generated_*.png"))
+    assert grids == ["generated_epoch_002.png", "generated_step_0000010.png"]
+    checkpoints = {p.name for p in (run / "checkpoints").glob("step-*.ckpt")}
+    assert checkpoints == {"step-0000006.ckpt", "step-0000010.ckpt"}
+    # Given cadences are kept.
+    again = tmp_path / "given"
+    given = ["--grid-every", "4", "--checkpoint-every", "5", "--max-steps", "8"]
+    assert main([*args[:3], str(again), *args[4:], *given]) == 0
+    grids = sorted(p.name for p in again.glob("generated_*.png"))
+    assert grids == ["generated_step_0000004.png", "generated_step_0000008.png"]
+    checkpoints = {p.name for p in (again / "checkpoints").glob("step-*.ckpt")}
+    assert checkpoints == {"step-0000005.ckpt", "step-0000008.ckpt"}
 
 
 def test_a_runs_adam_takes_its_settings_and_the_fast_paths_kernel(shapes, tmp_path):

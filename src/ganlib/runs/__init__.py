@@ -20,6 +20,7 @@ from .build import (
     memorisation_images,
     register_run_task,
     run_tasks,
+    snapshot_epochs,
 )
 from .config import read_config, save_json, write_config
 from .folder import CONFIG_NAME, RunFolder
@@ -59,6 +60,7 @@ __all__ = [
     "resume_command",
     "run_tasks",
     "save_json",
+    "snapshot_epochs",
     "train",
     "training_budget",
     "write_config",

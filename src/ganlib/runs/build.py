@@ -4,6 +4,7 @@ the Trainer's switches and the run folder's callbacks."""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ __all__ = [
     "memorisation_images",
     "register_run_task",
     "run_tasks",
+    "snapshot_epochs",
 ]
 
 
@@ -65,7 +67,8 @@ def callbacks_for(
         data: The run's data (a folder run's held-out images are its evaluation's reference).
     """
     out = Path(settings.out)
-    grid_epochs = None if settings.grid_every else 1
+    every_epochs = snapshot_epochs(settings, len(data.images)) if data is not None else 1
+    grid_epochs = None if settings.grid_every else every_epochs
     shown = {k: v for k, v in settings.as_dict().items() if v is not None}
     report_every = settings.grid_every or settings.progress_every
     evaluation = evaluation_for(settings, data)
@@ -92,12 +95,30 @@ def callbacks_for(
         ModelCheckpoint(
             RunFolder(out).checkpoints,
             every_n_steps=settings.checkpoint_every,
+            every_n_epochs=None if settings.checkpoint_every else every_epochs,
             keep_last=settings.keep_checkpoints,
             # best.ckpt: the best step by the run task's score, else by FD
             monitor=monitor[0] if monitor else "fd" if evaluation is not None else None,
             mode=monitor[1] if monitor else "min",
         ),
     ]
+
+
+# Grids and checkpoints left to their default come every epoch, or, where an epoch is
+# shorter than this many steps (a small folder's), every few epochs at least this far
+# apart: 2,000 icons at batch 50 give a grid every 5 epochs, not 100 grids in a run.
+MIN_SNAPSHOT_STEPS = 200
+
+
+def snapshot_epochs(settings: RunSettings, data_images: int) -> int:
+    """Epochs between a run's default grids and checkpoints (``--grid-every`` and
+    ``--checkpoint-every`` left unset): 1, or where an epoch of ``data_images`` is shorter
+    than `MIN_SNAPSHOT_STEPS` steps, the fewest epochs that make that many (1 where the
+    data are not known yet: ``data_images`` 0)."""
+    if data_images < 1:
+        return 1
+    batches = math.ceil(data_images / settings.batch_size)
+    return max(math.ceil(MIN_SNAPSHOT_STEPS / batches), 1)
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,9 @@ class RunSettings:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         seed: Seed of the initialisation, data order and latents.
         num_workers: DataLoader workers (0: data held in memory).
-        grid_every: Steps between sample grids (``None``: every epoch).
-        checkpoint_every: Steps between checkpoints (``None``: every epoch).
+        grid_every: Steps between sample grids (``None``: every epoch, or every few
+            epochs where an epoch is under 200 steps: ``ganlib.runs.snapshot_epochs``).
+        checkpoint_every: Steps between checkpoints (``None``: as ``grid_every``'s).
         keep_checkpoints: Step checkpoints kept.
         grid_samples: Images per grid.
         grid_nrow: Images per grid row.
