@@ -232,3 +232,38 @@ def test_same_training_tells_equal_runs_from_different_ones(tmp_path):
     lines = {line.split()[0]: line for line in other.stdout.splitlines()[2:-1]}
     assert "differs at /net.0.weight" in lines["generator"] and "differs" in lines["rng"]
     assert "no tensors (not compared)" in lines["seed"]
+
+
+def test_d_overfitting_measures_adas_ratios_on_a_folder_run(tmp_path):
+    from ganlib.cli import main
+    from ganlib.data.shapes import make_shapes
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        from d_overfitting import overfitting
+    finally:
+        sys.path.pop(0)
+    outputs = torch.tensor([1.0, 1.0, 1.0, -1.0]), torch.zeros(2), torch.full((2,), -1.0)
+    figures = overfitting(*outputs)
+    # Means 0.5, 0 and -1: held-out images a third of the way from training ones to fakes.
+    assert figures["r_v"] == pytest.approx(1 / 3) and figures["r_t"] == 0.5
+    assert figures["r_t_held_out"] == 0.0 and figures["mean_generated"] == -1.0
+    # Shifting every output alike moves r_t but not r_v.
+    shifted = overfitting(*(t + 1.5 for t in outputs))
+    assert shifted["r_v"] == pytest.approx(1 / 3) and shifted["r_t"] == 1.0
+
+    folder = make_shapes(tmp_path / "shapes", count=240, image_size=12)
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "d_overfitting.py")]
+    args = ["train", str(folder), "--max-steps", "2", "--width", "4", "--latent-dim", "8"]
+    args += ["--device", "cpu", "--no-report"]
+    assert main([*args, "--out", str(tmp_path / "held")]) == 0
+    result = subprocess.run(
+        [*command, str(tmp_path / "held"), "--samples", "40"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads((tmp_path / "held" / "d_overfitting.json").read_text())
+    assert written["images"] == {"train": 40, "held_out": 24, "generated": 40}
+    assert -1.0 <= written["r_t"] <= 1.0 and written["r_v"] == written["r_v"]  # (not NaN)
+    assert main([*args, "--out", str(tmp_path / "all"), "--holdout", "0"]) == 0
+    refused = subprocess.run([*command, str(tmp_path / "all")], capture_output=True, text=True)
+    assert refused.returncode == 1 and "held no images out" in refused.stderr

@@ -225,9 +225,7 @@ def test_default_snapshots_are_at_least_200_steps_apart(images, batch, epochs):
     assert snapshot_epochs(settings, images) == epochs
 
 
-def test_a_small_folders_grids_and_checkpoints_come_every_few_epochs(
-    shapes, tmp_path, monkeypatch
-):
+def test_a_small_folders_grids_and_checkpoints_come_every_few_epochs(shapes, tmp_path, monkeypatch):
     import ganlib.runs.build
 
     monkeypatch.setattr(ganlib.runs.build, "MIN_SNAPSHOT_STEPS", 6)  # (200 in earnest)
