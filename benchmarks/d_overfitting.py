@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ganlib.checkpoint import load_gan
-from ganlib.runs import RunFolder, RunSettings, held_out_count, load_data, read_config
+from ganlib.runs import RunFolder, load_trained_data
 from ganlib.sampling import sample_images
 
 
@@ -62,14 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="the output (default: RUN/d_overfitting.json)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    config = read_config(args.run / "config.toml")
-    settings = RunSettings.from_dict({**config, "download": False}, str(args.run / "config.toml"))
-    data = load_data(settings)
-    held = held_out_count(settings, len(data.images)) if "holdout" in config else 0
-    if not held:
+    settings, data = load_trained_data(args.run)
+    if data.held_out is None:
         raise SystemExit(f"error: {args.run} held no images out: there is no r_v to measure")
-    data = data.holding_out(held, settings.seed)
-    assert data.held_out is not None
     checkpoint = args.checkpoint or RunFolder(args.run).checkpoint()
     gan = load_gan(checkpoint)
     discriminator = gan.discriminator.eval()

@@ -17,6 +17,7 @@ estimate of the noise of these sample sizes. Writes the scores to RUN/folder_sco
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -26,14 +27,7 @@ import torch
 from ganlib.checkpoint import load_gan
 from ganlib.metrics import FeatureStats, RandomFeatures, embed, frechet_distance, memorisation
 from ganlib.metrics.random_features import Memorisation
-from ganlib.runs import (
-    RunFolder,
-    RunSettings,
-    held_out_count,
-    load_data,
-    memorisation_images,
-    read_config,
-)
+from ganlib.runs import RunFolder, load_data, load_trained_data, memorisation_images
 from ganlib.sampling import sample_images
 
 
@@ -49,14 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    config = read_config(args.run / "config.toml")
-    settings = RunSettings.from_dict({**config, "download": False}, str(args.run / "config.toml"))
-    data = load_data(settings)
-    held = held_out_count(settings, len(data.images)) if "holdout" in config else 0
-    held = held if args.reference == "held-out" else 0
-    if held:
-        data = data.holding_out(held, settings.seed)
-    assert data.held_out is not None or not held
+    settings, data = load_trained_data(args.run)
+    if args.reference == "all" and data.held_out is not None:  # every image, one set
+        data = dataclasses.replace(data, images=load_data(settings).images, held_out=None)
+    held = data.held_out is not None
     reference = data.held_out if data.held_out is not None else data.images
     checkpoint = RunFolder(args.run).checkpoint()
     try:

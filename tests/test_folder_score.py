@@ -14,7 +14,13 @@ from ganlib.cli import main
 from ganlib.data.shapes import make_shapes
 from ganlib.data.sources import RunData
 from ganlib.metrics import RandomFeatures, memorisation
-from ganlib.runs import RunSettings, held_out_count, memorisation_images, read_config
+from ganlib.runs import (
+    RunSettings,
+    held_out_count,
+    load_trained_data,
+    memorisation_images,
+    read_config,
+)
 
 TINY = ["--width", "4", "--latent-dim", "8", "--batch-size", "8", "--device", "cpu"]
 
@@ -132,3 +138,18 @@ def test_a_run_from_before_the_holdout_resumes_on_all_its_images(folder, tmp_pat
     out = capsys.readouterr().out
     assert "training dcgan on 240 images (3x12x12) from" in out
     assert read_config(config)["holdout"] == 0.0  # config.toml says what ran
+
+
+def test_a_finished_runs_data_comes_back_split_as_it_trained(folder, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", str(folder), "--out", str(run), "--max-steps", "2", "--eval-every", "2"]
+    assert main([*args, "--eval-samples", "16", *TINY]) == 0
+    settings, data = load_trained_data(run)
+    assert settings.seed == 0 and settings.download is False
+    assert data.held_out is not None and (len(data.images), len(data.held_out)) == (216, 24)
+    config = run / "config.toml"  # as an earlier release wrote it: no `holdout`, all trained
+    config.write_text(
+        "\n".join(line for line in config.read_text().splitlines() if "holdout" not in line)
+    )
+    settings, data = load_trained_data(run)
+    assert settings.holdout == 0.0 and data.held_out is None and len(data.images) == 240

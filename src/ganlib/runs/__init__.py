@@ -26,7 +26,15 @@ from .config import read_config, save_json, write_config
 from .folder import CONFIG_NAME, RunFolder
 from .presets import load_preset, presets
 from .settings import DEFAULT_WIDTHS, SMALL_IMAGE, Rule, RunSettings, flag_name
-from .train import FIXED_ON_RESUME, RunConfig, RunResult, load_data, resume_command, train
+from .train import (
+    FIXED_ON_RESUME,
+    RunConfig,
+    RunResult,
+    load_data,
+    load_trained_data,
+    resume_command,
+    train,
+)
 from .translation import load_cyclegan_data, load_pix2pix_data  # (registers pix2pix, cyclegan)
 
 __all__ = [
@@ -53,6 +61,7 @@ __all__ = [
     "load_data",
     "load_pix2pix_data",
     "load_preset",
+    "load_trained_data",
     "memorisation_images",
     "presets",
     "read_config",

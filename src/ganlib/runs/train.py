@@ -45,6 +45,7 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "load_data",
+    "load_trained_data",
     "resume_command",
     "train",
 ]
@@ -227,6 +228,25 @@ def _migrate_resumed(settings: RunSettings, folder: RunFolder) -> dict[str, Any]
             values[name] = value
             setattr(settings, name, value)
     return values
+
+
+def load_trained_data(run: str | os.PathLike[str]) -> tuple[RunSettings, RunData]:
+    """A run folder's settings (its ``config.toml``, brought up to date as a resume brings
+    them) and its data as it trained on them: the images it held out in ``held_out``, the
+    rest in ``images``; for scripts that study a finished run.
+
+    Raises:
+        ValueError, OSError: For a folder without a readable config.toml.
+        DataNotFoundError: For data that are no longer where the run read them.
+    """
+    folder = RunFolder(Path(run))
+    values = read_config(folder.config)
+    for name, value in _BEFORE_THEY_EXISTED.items():
+        values.setdefault(name, value)
+    settings = RunSettings.from_dict({**values, "download": False}, str(folder.config))
+    data = load_data(settings)
+    held_out = held_out_count(settings, len(data.images))
+    return settings, data.holding_out(held_out, settings.seed) if held_out else data
 
 
 def _check_resume(
