@@ -188,7 +188,7 @@ def build_adversarial(settings: RunSettings, data: RunData) -> Task:
     Raises:
         ValueError: For a conditional run on data without classes.
     """
-    settings.choose_network()
+    settings.choose_network(len(data.images))
     assert settings.arch is not None  # (chosen)
     torch.manual_seed(settings.seed)  # the networks' initialisation
     config: dict[str, Any] = dict(

@@ -25,6 +25,7 @@ __all__ = [
     "CLASSIC_RECIPE",
     "DEFAULT_WIDTHS",
     "SMALL_COLOUR",
+    "SMALL_DATA",
     "SMALL_IMAGE",
     "SNGAN_RECIPE",
     "Rule",
@@ -43,6 +44,10 @@ DEFAULT_WIDTHS = {"dcgan": 64, "resnet": 32}
 # "ada"``) unless ``augment`` is given. Provisional: ADA leaves ``p`` at 0 where D does not
 # overfit, so the bound mostly saves its bookkeeping on large data (issue 30 measures it).
 ADA_BELOW_IMAGES = 20_000
+# A data set of fewer images than this is small: small grayscale images then get DCGAN
+# with SNGAN's recipe rather than ResNetGAN, which collapsed in one seed of two on 900
+# MNIST digits (docs/results.md); at MNIST's 60,000 ResNetGAN stays (8.1x, two seeds).
+SMALL_DATA = ADA_BELOW_IMAGES
 # How D is trained where ``loss``, ``spectral_norm``, ``beta1`` and ``beta2`` are all left
 # to the run: DCGAN on colour images of SMALL_COLOUR pixels a side gets SNGAN's recipe
 # (hinge loss, a spectrally normalised D, Adam betas (0, 0.9); Miyato et al. 2018), which
@@ -148,8 +153,9 @@ class RunSettings:
         image_size: Side of the square images; the data's when ``None``.
         channels: Image channels; the data's when ``None``.
         arch: A registered architecture (``ganlib.gan.architectures()``), or ``None``:
-            ``resnet`` for grayscale images up to 32 pixels a side, ``dcgan`` otherwise
-            (and with ``spectral_norm``, ``conditional`` or ``minibatch_std``).
+            ``resnet`` for grayscale images up to 32 pixels a side (20,000 of them or more),
+            ``dcgan`` otherwise (and with ``spectral_norm``, ``conditional`` or
+            ``minibatch_std``).
         latent_dim: Latent size.
         width: Feature channels next to the image, or ``None``: 32 for ``resnet``, 64 for
             ``dcgan``.
@@ -160,8 +166,9 @@ class RunSettings:
             DCGAN's D (StyleGAN's uses 4), or 0: none.
         loss: ``bce``, ``hinge``, ``wgan-gp`` or ``lsgan``, or ``None``: where this,
             ``spectral_norm``, ``beta1`` and ``beta2`` are all ``None``, DCGAN on colour
-            images of 32 to 64 pixels trains with SNGAN's recipe (hinge, a spectral-norm D,
-            betas 0 and 0.9), every other run with bce, no spectral norm, 0.5 and 0.999.
+            images of 32 to 64 pixels, or on fewer than 20,000 grayscale images of up to
+            32, trains with SNGAN's recipe (hinge, a spectral-norm D, betas 0 and 0.9),
+            every other run with bce, no spectral norm, 0.5 and 0.999.
         r1_gamma: Weight of an R1 penalty, or ``None``.
         r1_every: Compute R1 every this many D updates, scaled to match (lazy R1).
         augment: What D sees augmented: a DiffAugment policy (``translation,cutout,color``),
@@ -363,10 +370,14 @@ class RunSettings:
             )
         return self
 
-    def choose_network(self) -> str:
+    def choose_network(self, data_images: int | None = None) -> str:
         """Fill in ``arch`` and ``width`` where they are ``None``, for the data's
-        ``image_size`` and ``channels``, then how D trains (`choose_recipe`) (in place;
-        given values are kept).
+        ``image_size``, ``channels`` and number of images, then how D trains
+        (`choose_recipe`) (in place; given values are kept).
+
+        Args:
+            data_images: The images the run trains on; ``None`` where not known (taken as
+                a large data set).
 
         Returns:
             The choice and its reason, in a few words (``config.toml``'s ``[chosen]``).
@@ -380,23 +391,38 @@ class RunSettings:
         if self.arch is None:
             small_gray = self.channels == 1 and self.image_size <= SMALL_IMAGE
             plain = not (self.spectral_norm or self.conditional or self.minibatch_std)
-            self.arch = "resnet" if small_gray and plain else "dcgan"
-            reason = (
-                f"grayscale images of at most {SMALL_IMAGE} pixels, where ResNetGAN measured "
-                "best (docs/results.md)"
-                if self.arch == "resnet"
-                else "DCGAN for colour, larger, conditional, spectral-norm or minibatch-std "
-                "runs (on colour icons it beat ResNetGAN in half the time, docs/results.md)"
-            )
+            few = _few(data_images)
+            self.arch = "resnet" if small_gray and plain and not few else "dcgan"
+            if self.arch == "resnet":
+                reason = (
+                    f"grayscale images of at most {SMALL_IMAGE} pixels, where ResNetGAN "
+                    "measured best on all of MNIST (docs/results.md)"
+                )
+            elif small_gray and plain:
+                reason = (
+                    f"grayscale images of at most {SMALL_IMAGE} pixels, fewer than "
+                    f"{SMALL_DATA:,} of them ({data_images:,}): on 900 MNIST digits "
+                    "ResNetGAN collapsed in one seed of two, DCGAN with SNGAN's recipe in "
+                    "neither, 2.7x faster (docs/results.md)"
+                )
+            else:
+                reason = (
+                    "DCGAN for colour, larger, conditional, spectral-norm or minibatch-std "
+                    "runs (on colour icons it beat ResNetGAN in half the time, docs/results.md)"
+                )
         if self.width is None:
             self.width = DEFAULT_WIDTHS.get(self.arch)
-        return f"{self.arch}, width {self.width}: {reason}; {self.choose_recipe()}"
+        return f"{self.arch}, width {self.width}: {reason}; {self.choose_recipe(data_images)}"
 
-    def choose_recipe(self) -> str:
+    def choose_recipe(self, data_images: int | None = None) -> str:
         """Fill in ``loss``, ``spectral_norm``, ``beta1`` and ``beta2`` where they are
         ``None``: SNGAN's recipe (`SNGAN_RECIPE`) where all four are ``None`` and DCGAN
-        trains unconditionally on colour images of 32 to 64 pixels (`SMALL_COLOUR`), the
+        trains unconditionally on colour images of 32 to 64 pixels (`SMALL_COLOUR`), or on
+        fewer than `SMALL_DATA` grayscale images of at most `SMALL_IMAGE` pixels; the
         classic one (`CLASSIC_RECIPE`) otherwise (in place; given values are kept).
+
+        Args:
+            data_images: The images the run trains on; ``None`` where not known.
 
         Returns:
             The recipe and its reason, in a few words.
@@ -404,15 +430,17 @@ class RunSettings:
         names = tuple(CLASSIC_RECIPE)
         left = all(getattr(self, name) is None for name in names)
         low, high = SMALL_COLOUR
-        small_colour = (self.channels or 0) >= 3 and low <= (self.image_size or 0) <= high
-        if left and self.arch == "dcgan" and small_colour and not self.conditional:
-            recipe, reason = (
-                SNGAN_RECIPE,
-                (
-                    f"SNGAN's recipe for DCGAN on colour images of {low}-{high} pixels, measured "
-                    "best on colour icons (docs/results.md)"
-                ),
+        size, channels = self.image_size or 0, self.channels or 0
+        small_colour = channels >= 3 and low <= size <= high
+        small_gray = channels == 1 and size <= SMALL_IMAGE and _few(data_images)
+        sngan = left and self.arch == "dcgan" and not self.conditional
+        if sngan and (small_colour or small_gray):
+            where = (
+                f"colour images of {low}-{high} pixels, measured best on colour icons"
+                if small_colour
+                else f"fewer than {SMALL_DATA:,} small grayscale images, measured on MNIST digits"
             )
+            recipe, reason = SNGAN_RECIPE, f"SNGAN's recipe for DCGAN on {where} (docs/results.md)"
         else:
             recipe, reason = CLASSIC_RECIPE, "the classic recipe" if left else "as given"
         for name in names:
@@ -472,6 +500,11 @@ class RunSettings:
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain values, by name."""
         return dataclasses.asdict(self)
+
+
+def _few(data_images: int | None) -> bool:
+    """Whether a run's data are a small data set (`SMALL_DATA`); unknown (``None``, 0): no."""
+    return data_images is not None and 0 < data_images < SMALL_DATA
 
 
 def _named(source: str | Mapping[str, str], name: str) -> str:

@@ -351,7 +351,7 @@ def train(
         data = data.holding_out(held_out, settings.seed)
     chosen = {}
     if settings.task == "adversarial":  # (what a GAN pair leaves to the data)
-        chosen["network"] = settings.choose_network()
+        chosen["network"] = settings.choose_network(len(data.images))
         if not resume:  # (a resumed run keeps what its config.toml says)
             chosen["augment"] = settings.choose_augment(len(data.images))
     budget = budget_for(settings, data).describe(max(len(data.images), 1))
