@@ -403,7 +403,7 @@ class RunSettings:
                     f"grayscale images of at most {SMALL_IMAGE} pixels, fewer than "
                     f"{SMALL_DATA:,} of them ({data_images:,}): on 900 MNIST digits "
                     "ResNetGAN collapsed in one seed of two, DCGAN with SNGAN's recipe in "
-                    "neither, 2.7x faster (docs/results.md)"
+                    "neither, 2.3x faster (docs/results.md)"
                 )
             else:
                 reason = (
