@@ -389,7 +389,7 @@ class RunSettings:
             raise ValueError("choose_network needs image_size and channels (the data's)")
         reason = "as given"
         if self.arch is None:
-            small_gray = self.channels == 1 and self.image_size <= SMALL_IMAGE
+            small_gray = self._small_grayscale()
             plain = not (self.spectral_norm or self.conditional or self.minibatch_std)
             few = _few(data_images)
             self.arch = "resnet" if small_gray and plain and not few else "dcgan"
@@ -414,6 +414,10 @@ class RunSettings:
             self.width = DEFAULT_WIDTHS.get(self.arch)
         return f"{self.arch}, width {self.width}: {reason}; {self.choose_recipe(data_images)}"
 
+    def _small_grayscale(self) -> bool:
+        """Whether the images are grayscale of at most `SMALL_IMAGE` pixels a side."""
+        return self.channels == 1 and (self.image_size or 0) <= SMALL_IMAGE
+
     def choose_recipe(self, data_images: int | None = None) -> str:
         """Fill in ``loss``, ``spectral_norm``, ``beta1`` and ``beta2`` where they are
         ``None``: SNGAN's recipe (`SNGAN_RECIPE`) where all four are ``None`` and DCGAN
@@ -432,7 +436,7 @@ class RunSettings:
         low, high = SMALL_COLOUR
         size, channels = self.image_size or 0, self.channels or 0
         small_colour = channels >= 3 and low <= size <= high
-        small_gray = channels == 1 and size <= SMALL_IMAGE and _few(data_images)
+        small_gray = self._small_grayscale() and _few(data_images)
         sngan = left and self.arch == "dcgan" and not self.conditional
         if sngan and (small_colour or small_gray):
             where = (
