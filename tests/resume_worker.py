@@ -33,9 +33,22 @@ class Slow(Callback):
         print(f"step {trainer.state.step}", flush=True)
 
 
-def fast_ada() -> AdaptiveAugment:
-    """ADA whose p starts mid-way and moves fast (0.32 every 2 steps): a resume must carry it."""
-    return AdaptiveAugment(interval=2, kimg=0.05, p=0.4)
+def fast_ada(validation: torch.Tensor | None = None) -> AdaptiveAugment:
+    """ADA whose p starts mid-way and moves fast (0.32 every 2 steps): a resume must carry it.
+    With ``validation`` images it is tuned from r_v (D scores them every other step)."""
+    return AdaptiveAugment(interval=2, kimg=0.05, p=0.4, validation=validation)
+
+
+def augment(name: str | None) -> str | AdaptiveAugment | None:
+    """``--augment``: ada and ada-held-out are fast controllers (the latter tuned from r_v on
+    ten images D never trains on), anything else a DiffAugment policy."""
+    if name == "ada":
+        return fast_ada()
+    if name == "ada-held-out":
+        return fast_ada(
+            torch.rand(10, 1, 12, 12, generator=torch.Generator().manual_seed(2)) * 2 - 1
+        )
+    return name
 
 
 def main() -> None:
@@ -45,7 +58,7 @@ def main() -> None:
     parser.add_argument("--resume", default=None)
     parser.add_argument("--slow", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--augment", default=None, help="a DiffAugment policy, or ada")
+    parser.add_argument("--augment", default=None, help="a DiffAugment policy, ada or ada-held-out")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -65,7 +78,7 @@ def main() -> None:
         gan,
         max_steps=args.steps,
         seed=123,
-        augment=fast_ada() if args.augment == "ada" else args.augment,
+        augment=augment(args.augment),
         device="cpu",
         progress=False,
         callbacks=[

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from conftest import tiny_gan
 from ganlib import Trainer
-from ganlib.ada import ADA_MAX_P, AdaptiveAugment
+from ganlib.ada import ADA_MAX_P, AdaptiveAugment, overfitting_ratio
 from ganlib.augment import (
     ADA_PIPELINE,
     PIPE_OPS,
@@ -161,6 +161,39 @@ def test_the_controller_state_round_trips():
         copy.load_state_dict({})
 
 
+def test_r_v_places_the_held_out_mean_between_the_training_and_generated_means():
+    assert overfitting_ratio(train=2.0, validation=2.0, generated=-2.0) == 0.0  # as training
+    assert overfitting_ratio(train=2.0, validation=-2.0, generated=-2.0) == 1.0  # as fakes
+    assert overfitting_ratio(train=1.0, validation=0.5, generated=0.0) == 0.5
+    # D rates its fakes at least as high as its training images: it overfits nothing.
+    assert overfitting_ratio(train=0.0, validation=-3.0, generated=0.0) == 0.0
+    assert overfitting_ratio(train=-1.0, validation=-3.0, generated=0.5) == 0.0
+
+
+def test_with_validation_images_p_follows_r_v_measured_at_the_end_of_each_interval():
+    ada = AdaptiveAugment(interval=2, kimg=1.0, validation=images(4))
+    assert ada.signal == "r_v" and AdaptiveAugment().signal == "r_t"
+    assert not ada.wants_validation_score  # (the interval's first step)
+    ada.update(real_sign=-1.0, images=50)  # r_t far below the target: not what p follows
+    assert ada.wants_validation_score
+    with pytest.raises(ValueError, match=r"tuned from r_v needs `rv`.*every 2 steps"):
+        ada.update(real_sign=-1.0, images=50)
+    ada = AdaptiveAugment(interval=2, kimg=1.0, validation=images(4))
+    ada.update(real_sign=-1.0, images=50)
+    ada.update(real_sign=-1.0, images=50, rv=0.9)  # above the target 0.6: p goes up
+    assert ada.p == pytest.approx(0.1) and ada.last_rv == 0.9 and ada.last_rt is None
+    ada.update(real_sign=1.0, images=50)
+    ada.update(real_sign=1.0, images=50, rv=0.1)  # below: down, whatever r_t says
+    assert ada.p == pytest.approx(0.0) and ada.last_rv == 0.1
+    copy = AdaptiveAugment(interval=2, kimg=1.0, validation=images(4))
+    copy.load_state_dict(ada.state_dict())
+    assert copy.last_rv == 0.1 and copy.state_dict() == ada.state_dict()
+    assert "validation=4 images" in repr(ada)
+    for bad in (images(4)[0], images(0), [[0.0]]):
+        with pytest.raises(ValueError, match=r"`validation` must be a \(N, C, H, W\) tensor"):
+            AdaptiveAugment(validation=bad)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -193,6 +226,44 @@ def test_the_trainer_logs_p_and_the_signal_and_tunes_p():
     assert -1.0 <= state.metrics["d_real_sign"] <= 1.0
     assert ada.last_rt is not None
     assert "adaptive augmentation" in trainer.task.metric_groups()
+
+
+def test_the_trainer_tunes_p_from_d_on_the_validation_images_before_each_interval_ends():
+    held_out = images(10, channels=1, size=12, seed=5)
+    ada = AdaptiveAugment(interval=2, kimg=0.02, validation=held_out)
+    seen: list[tuple[int, float]] = []
+    trainer = Trainer(tiny_gan(), max_steps=4, seed=0, augment=ada, progress=False)
+    task = trainer.task
+    assert isinstance(task, AdversarialTask)
+    score = task._validation_score
+
+    def recording(count: int, step: int) -> float:
+        seen.append((count, step))
+        return score(count, step)
+
+    task._validation_score = recording  # type: ignore[method-assign]
+    state = trainer.fit(data(), batch_size=8)
+    assert [step for _, step in seen] == [1, 3] and {count for count, _ in seen} == {8}
+    assert state.metrics["ada_rv"] == ada.last_rv is not None
+    assert state.metrics["d_real_raw"] != state.metrics["d_fake_raw"]
+    assert task.metric_groups()["adaptive augmentation"] == ("aug_p", "d_real_sign", "ada_rv")
+    # The same step's draws: the same score, and D's weights untouched by it.
+    before = {k: v.clone() for k, v in task.gan.discriminator.state_dict().items()}
+    assert score(8, 3) == score(8, 3)
+    after = task.gan.discriminator.state_dict()
+    assert all(
+        torch.equal(before[k], after[k])
+        for k in before
+        if "running" not in k and "batches" not in k
+    )
+
+
+def test_validation_images_must_fit_an_unconditional_pair():
+    with pytest.raises(ValueError, match=r"validation images are \(1, 8, 8\), the pair's"):
+        AdversarialTask(tiny_gan(), augment=AdaptiveAugment(validation=images(3, 1, 8)))
+    conditional = tiny_gan(num_classes=3)
+    with pytest.raises(ValueError, match="suits an unconditional pair, got one of 3 classes"):
+        AdversarialTask(conditional, augment=AdaptiveAugment(validation=images(3, 1, 12)))
 
 
 def test_ada_by_name_is_the_default_controller():

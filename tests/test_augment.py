@@ -195,8 +195,9 @@ def run_worker(out: Path, steps: int, augment: str, resume: Path | None = None) 
     subprocess.run(command, check=True, capture_output=True, timeout=300)
 
 
-# DiffAugment, and ADA with a p that moves fast (resume_worker.py): both resume exactly.
-@pytest.mark.parametrize("augment", ["translation,cutout,color", "ada"])
+# DiffAugment, and ADA with a p that moves fast (resume_worker.py), tuned from r_t or from
+# r_v on held-out images: all resume exactly.
+@pytest.mark.parametrize("augment", ["translation,cutout,color", "ada", "ada-held-out"])
 def test_resume_mid_epoch_with_augmentation_is_bitwise_exact(tmp_path, augment):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     run_worker(whole, 12, augment)
@@ -209,5 +210,8 @@ def test_resume_mid_epoch_with_augmentation_is_bitwise_exact(tmp_path, augment):
             assert torch.equal(tensor, second[part][name]), f"{part}.{name} differs"
     text = (whole / "metrics.csv").read_text()
     assert text == (parts / "metrics.csv").read_text()
-    if augment == "ada":  # p moved during the run, and the resumed run moved it alike
-        assert len({row["aug_p"] for row in csv.DictReader(text.splitlines())}) > 1
+    if augment.startswith("ada"):  # p moved during the run, and the resumed run moved it alike
+        rows = list(csv.DictReader(text.splitlines()))
+        assert len({row["aug_p"] for row in rows}) > 1
+        if augment == "ada-held-out":  # r_v measured every other step, as the whole run did
+            assert len({row["ada_rv"] for row in rows}) > 1

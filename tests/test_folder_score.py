@@ -153,3 +153,24 @@ def test_a_finished_runs_data_comes_back_split_as_it_trained(folder, tmp_path):
     )
     settings, data = load_trained_data(run)
     assert settings.holdout == 0.0 and data.held_out is None and len(data.images) == 240
+
+
+def test_ada_can_read_the_held_out_images_and_says_so(folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", str(folder), "--out", str(run), "--max-steps", "4", "--eval-every", "4"]
+    assert main([*args, "--eval-samples", "16", "--ada-signal", "held-out", *TINY]) == 0
+    chosen = read_config(run / "config.toml", "chosen")
+    assert "tuned from D's scores on the held-out images (r_v)" in chosen["augment"]
+    with (run / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["ada_rv"]) for row in rows][:3] == [0.0] * 3  # (measured at step 4)
+    assert rows[-1]["d_real_raw"] and rows[-1]["d_fake_raw"]
+    capsys.readouterr()
+    nothing_held = [*args[:4], "--out", str(tmp_path / "b"), "--holdout", "0"]
+    assert main([*nothing_held, "--ada-signal", "held-out", *TINY]) == 2
+    assert "--ada-signal held-out reads the folder's held-out images" in capsys.readouterr().err
+    no_ada = [*nothing_held, "--augment", "none", "--ada-signal", "held-out", *TINY]
+    assert main(no_ada) == 2
+    assert "--ada-signal tunes adaptive augmentation (--augment ada), got augment='none'" in (
+        capsys.readouterr().err
+    )

@@ -24,7 +24,9 @@ step; if D is not learning the two stay equal), then whatever the loss reports
 ``d_real_sign``: E[sign(D(real) - b)] of the last D update's (augmented) real batch
 (``b``: the loss's ``decision_boundary``), the
 overfitting signal adaptive augmentation tunes its probability from
-([`ganlib.ada`][ganlib.ada]). They reach the host in one device sync.
+([`ganlib.ada`][ganlib.ada]), and with ``raw_scores`` ``d_real_raw`` and ``d_fake_raw``: D's
+mean raw output on that real batch and on its fakes (what ADA's held-out signal ``r_v``
+compares). They reach the host in one device sync.
 
 Everything the step uses is passed in, so it runs and is tested without a Trainer.
 """
@@ -119,6 +121,7 @@ class AdversarialStep:
             (gradients unscaled) and before the optimizer steps.
         reduce: Applied to the stacked metrics before they are read (DDP averages them).
         real_sign: Also report ``d_real_sign`` (see the module docstring).
+        raw_scores: Also report ``d_real_raw`` and ``d_fake_raw`` (see the module docstring).
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class AdversarialStep:
         before_optimizer_step: Callable[[str, Optimizer], None] = no_hook,
         reduce: Callable[[Tensor], Tensor] = lambda values: values,
         real_sign: bool = False,
+        raw_scores: bool = False,
     ) -> None:
         self.gan = gan
         self.g_optimizer = g_optimizer
@@ -149,6 +153,7 @@ class AdversarialStep:
         self._resolved, self._built = runtime, self.networks
         self.reduce = reduce
         self.real_sign = bool(real_sign)
+        self.raw_scores = bool(raw_scores)
         self.updates = Updater(runtime.grad_scaler(), before_optimizer_step)
         self.scaler = self.updates.scaler
         self.steps_done = 0  # this object's count, for calls that give no ``step``
@@ -241,6 +246,9 @@ class AdversarialStep:
         if self.real_sign:  # (after the loss's own: the columns of a run without it stay put)
             boundary = self.loss.decision_boundary
             reported["d_real_sign"] = (real.detach().float() - boundary).sign().mean()
+        if self.raw_scores:
+            reported["d_real_raw"] = real.detach().float().mean()
+            reported["d_fake_raw"] = fake.detach().float().mean()
         values = [
             loss_d.detach().float(),
             loss_g.detach().float(),

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 
 from .._logging import logger
+from ..ada import AdaptiveAugment
 from ..callbacks import (
     EMA,
     Callback,
@@ -211,7 +212,7 @@ def build_adversarial(settings: RunSettings, data: RunData) -> Task:
             r1_gamma=settings.r1_gamma,
             r1_every=settings.r1_every,
         ),
-        augment=None if settings.augment == "none" else settings.augment,
+        augment=_augment(settings, data),
         # Adam's settings, not Adam: the Trainer picks the kernel (fused on the fast path)
         g_optimizer={"lr": settings.lr_g, "betas": (settings.beta1, settings.beta2)},
         d_optimizer={"lr": settings.lr_d, "betas": (settings.beta1, settings.beta2)},
@@ -220,6 +221,24 @@ def build_adversarial(settings: RunSettings, data: RunData) -> Task:
 
 
 register_run_task("adversarial", RunTask(build_adversarial, min_kimg=MIN_KIMG))
+
+
+def _augment(settings: RunSettings, data: RunData) -> str | AdaptiveAugment | None:
+    """The pair's ``augment``: ``settings.augment``, with ``ada_signal`` ``held-out`` an
+    [`AdaptiveAugment`][ganlib.ada.AdaptiveAugment] tuned from the held-out images.
+
+    Raises:
+        ValueError: For ``ada_signal`` ``held-out`` on data that hold nothing out.
+    """
+    if settings.augment != "ada" or settings.ada_signal == "sign":
+        return None if settings.augment == "none" else settings.augment
+    if data.held_out is None:
+        raise ValueError(
+            "--ada-signal held-out reads the folder's held-out images, and this run holds "
+            f"none out (data {settings.data!r}: a folder of at least {MIN_HOLDOUT_FOLDER} "
+            "images, --holdout above 0 and an evaluation are needed)"
+        )
+    return AdaptiveAugment(validation=data.held_out)
 
 
 def budget_for(settings: RunSettings, data: RunData) -> Budget:

@@ -175,6 +175,10 @@ class RunSettings:
             ``ada`` (adaptive augmentation: its probability tuned from D's overfitting,
             logged as aug_p), ``none``, or ``None``: ``ada`` for a GAN pair on fewer than
             20,000 images, none otherwise.
+        ada_signal: What ``ada`` tunes its probability from: ``sign`` (ADA's ``r_t``, D's
+            sign on the training images) or ``held-out`` (ADA's ``r_v``, D's scores on the
+            folder's held-out images against the training and generated ones; an
+            unconditional folder run that holds images out).
         lr_g: Generator learning rate.
         lr_d: Discriminator learning rate.
         beta1: Adam's first beta, or ``None``: chosen with ``loss`` (0.5 or 0).
@@ -249,6 +253,7 @@ class RunSettings:
     r1_gamma: float | None = _setting(None, RATE)
     r1_every: int = _setting(1, POSITIVE)
     augment: str | None = None
+    ada_signal: str = _setting("sign", Rule(choices=("sign", "held-out")))
     lr_g: float = _setting(2e-4, RATE)
     lr_d: float = _setting(2e-4, RATE)
     beta1: float | None = _setting(None, FRACTION)
@@ -357,6 +362,11 @@ class RunSettings:
                     f"{', '.join(get_args(AugmentName))} joined by commas, got "
                     f"{self.augment!r}" + _from(source, "augment")
                 ) from error
+        if self.ada_signal != "sign" and self.augment not in (None, "ada"):
+            raise ValueError(
+                f"--ada-signal tunes adaptive augmentation (--augment ada), got augment="
+                f"{self.augment!r}" + _from(source, "ada_signal")
+            )
         if self.minibatch_std and (self.arch not in (None, "dcgan") or self.task != "adversarial"):
             raise ValueError(
                 "--minibatch-std is an option of DCGAN's discriminator in a GAN pair "
@@ -465,15 +475,20 @@ class RunSettings:
         Returns:
             The choice and its reason, in a few words (``config.toml``'s ``[chosen]``).
         """
+        signal = (
+            ", tuned from D's scores on the held-out images (r_v)"
+            if self.ada_signal == "held-out"
+            else ""
+        )
         if self.augment is not None:
-            return f"{self.augment}: as given"
+            return f"{self.augment}: as given{signal if self.augment == 'ada' else ''}"
         if self.loss == "wgan-gp":
             return "none: a WGAN critic has no decision boundary for adaptive augmentation's signal"
         if data_images < ADA_BELOW_IMAGES:
             self.augment = "ada"
             return (
                 f"ada: adaptive augmentation for data of fewer than {ADA_BELOW_IMAGES:,} "
-                f"images ({data_images:,}); --augment none to turn it off"
+                f"images ({data_images:,}){signal}; --augment none to turn it off"
             )
         return (
             f"none: {data_images:,} images; adaptive augmentation is the default below "

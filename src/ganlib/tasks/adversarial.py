@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 from .. import optim
 from .._logging import logger
 from .._validation import check_int
-from ..ada import AdaptiveAugment
+from ..ada import AdaptiveAugment, overfitting_ratio
 from ..augment import Augment
 from ..checkpoint import misfit
 from ..data.checks import check_data
@@ -60,7 +60,10 @@ class AdversarialTask(Task):
             ``"translation,cutout,color"``, a callable ``(images, rng) -> images``, or ``None``.
             ``"ada"`` or an [`AdaptiveAugment`][ganlib.ada.AdaptiveAugment] (ADA; ``"ada"``:
             its defaults) is tuned after every step from the step's ``d_real_sign``; its
-            probability is logged as ``aug_p`` and kept in checkpoints.
+            probability is logged as ``aug_p`` and kept in checkpoints. One with
+            ``validation`` images is tuned from ``r_v`` instead: every ``interval`` steps
+            D scores a batch of them before the step, and ``r_v`` is logged as ``ada_rv``
+            (0 until its first measurement); unconditional pairs only.
 
     Raises:
         TypeError, ValueError: For bad arguments, naming the argument.
@@ -86,6 +89,18 @@ class AdversarialTask(Task):
             augment = AdaptiveAugment()
         self.augment = augment
         self.ada = augment if isinstance(augment, AdaptiveAugment) else None
+        if self.ada is not None and self.ada.validation is not None:
+            if self.gan.num_classes is not None:
+                raise ValueError(
+                    "an adaptive augmentation tuned from validation images (r_v) suits an "
+                    f"unconditional pair, got one of {self.gan.num_classes} classes"
+                )
+            if tuple(self.ada.validation.shape[1:]) != tuple(self.gan.image_shape):
+                raise ValueError(
+                    f"the adaptive augmentation's validation images are "
+                    f"{tuple(self.ada.validation.shape[1:])}, the pair's images "
+                    f"{tuple(self.gan.image_shape)}"
+                )
         self._optimizer_args = {"g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
         self.networks = {"generator": self.gan.generator, "discriminator": self.gan.discriminator}
 
@@ -116,6 +131,7 @@ class AdversarialTask(Task):
             before_optimizer_step=context.before_optimizer_step,
             reduce=context.reduce,
             real_sign=self.ada is not None,
+            raw_scores=self.ada is not None and self.ada.validation is not None,
         )
         self.updates = self.step.updates  # (one grad scaler: the step's)
 
@@ -132,11 +148,38 @@ class AdversarialTask(Task):
 
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         images, labels = batch
+        ada = self.ada
+        validation = (
+            self._validation_score(len(images), step)
+            if ada and ada.wants_validation_score
+            else None
+        )
         metrics = self.step(images, labels if self.num_classes is not None else None, step=step)
-        if self.ada is not None:  # tuned from this step's signal; logged as it stands after
-            self.ada.update(metrics["d_real_sign"], images.shape[0])
-            metrics["aug_p"] = self.ada.p
+        if ada is not None:  # tuned from this step's signal; logged as it stands after
+            rv = None
+            if validation is not None:
+                rv = overfitting_ratio(metrics["d_real_raw"], validation, metrics["d_fake_raw"])
+            ada.update(metrics["d_real_sign"], images.shape[0], rv)
+            metrics["aug_p"] = ada.p
+            if ada.validation is not None:
+                metrics["ada_rv"] = ada.last_rv or 0.0
         return metrics
+
+    @torch.no_grad()
+    def _validation_score(self, count: int, step: int) -> float:
+        """D's mean raw output on ``count`` of the adaptive augmentation's validation images
+        (drawn and augmented by seeds of ``step``, so a resumed run draws the same), as D
+        stands before this step."""
+        assert self.ada is not None and self.ada.validation is not None
+        discriminator = self.gan.discriminator
+        device = next(discriminator.parameters()).device
+        chosen = torch.randint(
+            len(self.ada.validation), (count,), generator=torch.Generator().manual_seed(step)
+        )
+        images = self.ada.validation[chosen].to(device)
+        draws = torch.Generator(device).manual_seed(step)
+        with self._runtime.autocast():
+            return float(discriminator(self.ada(images, draws)).float().mean())
 
     def describe(self) -> str:
         kind = type(self.gan).__name__ if self.gan.arch else "GAN pair"
@@ -145,7 +188,8 @@ class AdversarialTask(Task):
     def metric_groups(self) -> dict[str, tuple[str, ...]]:
         groups = {"losses": METRIC_NAMES[:2], "D's mean score": METRIC_NAMES[2:]}
         if self.ada is not None:
-            groups["adaptive augmentation"] = ("aug_p", "d_real_sign")
+            signals = ("ada_rv",) if self.ada.validation is not None else ()
+            groups["adaptive augmentation"] = ("aug_p", "d_real_sign", *signals)
         return groups
 
     # ------------------------------------------------------------ samples
