@@ -278,28 +278,36 @@ def test_the_network_is_chosen_for_the_data_unless_given(given, size, channels, 
 
 
 @pytest.mark.parametrize(
-    ("images", "chosen", "recipe"),
+    ("images", "recipe"),
     [
-        (None, "resnet", ("bce", False, 0.5, 0.999)),  # not known: a large data set
-        (60_000, "resnet", ("bce", False, 0.5, 0.999)),  # MNIST: ResNetGAN, 8.1x
-        (20_000, "resnet", ("bce", False, 0.5, 0.999)),
-        (19_999, "dcgan", ("hinge", True, 0.0, 0.9)),  # small: DCGAN with SNGAN's recipe
-        (900, "dcgan", ("hinge", True, 0.0, 0.9)),
+        (None, ("bce", False, 0.5, 0.999)),  # not known: a large data set
+        (60_000, ("bce", False, 0.5, 0.999)),  # MNIST: the classic recipe, 8.1x
+        (20_000, ("bce", False, 0.5, 0.999)),
+        (19_999, ("hinge", False, 0.0, 0.9)),  # small: SNGAN's loss and betas
+        (900, ("hinge", False, 0.0, 0.9)),  # 12.2x and 10.3x on 900 digits
     ],
 )
-def test_small_grayscale_data_get_dcgan_with_sngans_recipe(images, chosen, recipe):
+def test_small_grayscale_data_get_resnetgan_with_sngans_loss_and_betas(images, recipe):
     settings = RunSettings(data="digits", image_size=28, channels=1)
     reason = settings.choose_network(images)
-    assert settings.arch == chosen
+    assert settings.arch == "resnet"
     assert (settings.loss, settings.spectral_norm, settings.beta1, settings.beta2) == recipe
-    assert ("fewer than 20,000" in reason) == (chosen == "dcgan")
+    assert ("fewer than 20,000 small grayscale" in reason) == (recipe[0] == "hinge")
     # Given settings are kept, the recipe taken whole or not at all.
-    given = RunSettings(data="digits", image_size=28, channels=1, arch="resnet")
+    given = RunSettings(data="digits", image_size=28, channels=1, beta1=0.5)
     given.choose_network(images)
-    assert (given.arch, given.loss) == ("resnet", "bce")
+    assert (given.arch, given.loss, given.beta1) == ("resnet", "bce", 0.5)
+    dcgan = RunSettings(data="digits", image_size=28, channels=1, arch="dcgan")
+    dcgan.choose_network(images)  # DCGAN on small grayscale data: SNGAN's whole recipe
+    assert (dcgan.loss, dcgan.spectral_norm) == (
+        ("hinge", True) if recipe[0] == "hinge" else ("bce", False)
+    )
     larger = RunSettings(data="digits", image_size=33, channels=1)  # over 32 pixels
     larger.choose_network(images)
     assert (larger.arch, larger.loss) == ("dcgan", "bce")
+    conditional = RunSettings(data="digits", image_size=28, channels=1, conditional=True)
+    conditional.choose_network(images)
+    assert (conditional.arch, conditional.loss) == ("dcgan", "bce")
 
 
 SNGAN = ("hinge", True, 0.0, 0.9)
@@ -340,11 +348,11 @@ def test_a_chosen_network_is_recorded_and_a_config_is_type_checked(shapes, tmp_p
     args = ["train", str(shapes), "--out", str(run), "--channels", "1", "--max-steps", "1"]
     assert main([*args, *TINY[2:]]) == 0  # grayscale, 21 px, no --arch or --width
     config = read_config(run / "config.toml")
-    # 24 images, a small data set: DCGAN with SNGAN's recipe
-    assert config["arch"] == "dcgan" and config["width"] == DEFAULT_WIDTHS["dcgan"]
-    assert (config["loss"], config["spectral_norm"]) == ("hinge", True)
+    # 24 images, a small data set: ResNetGAN with SNGAN's loss and Adam betas
+    assert config["arch"] == "resnet" and config["width"] == DEFAULT_WIDTHS["resnet"]
+    assert (config["loss"], config["spectral_norm"], config["beta1"]) == ("hinge", False, 0.0)
     chosen = read_config(run / "config.toml", "chosen")
-    assert "fewer than 20,000 of them (24)" in chosen["network"]
+    assert "on fewer than 20,000 small grayscale images" in chosen["network"]
     with pytest.raises(ValueError, match=r"`width` must be int, got '8' \(in cfg\)"):
         RunSettings.from_dict({"data": "mnist", "width": "8"}, "cfg")
     with pytest.raises(ValueError, match=r"`max_steps` must be int, got True \(in cfg\)"):
