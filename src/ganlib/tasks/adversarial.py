@@ -169,7 +169,8 @@ class AdversarialTask(Task):
     def _validation_score(self, count: int, step: int) -> float:
         """D's mean raw output on ``count`` of the adaptive augmentation's validation images
         (drawn and augmented by seeds of ``step``, so a resumed run draws the same), as D
-        stands before this step."""
+        stands before this step (with ``d_steps`` > 1: before its first update, where the
+        step's own means come from its last)."""
         assert self.ada is not None and self.ada.validation is not None
         discriminator = self.gan.discriminator
         device = next(discriminator.parameters()).device
